@@ -1,0 +1,427 @@
+//! Event envelopes (v2.0 and legacy v1) and the typed content of received
+//! messages. Unknown event types, message types and fields parse without
+//! failing.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Why an event body could not be parsed.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed event envelope: {0}")]
+pub struct EnvelopeError(#[from] serde_json::Error);
+
+/// The v2.0 envelope header.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct EventHeader {
+    /// Unique id of this event: the dedup key.
+    #[serde(default)]
+    pub event_id: String,
+    /// Dispatch key, such as `im.message.receive_v1`.
+    #[serde(default)]
+    pub event_type: String,
+    /// Creation time (milliseconds or microseconds, as a string).
+    #[serde(default)]
+    pub create_time: String,
+    /// The app's verification token (webhook mode).
+    #[serde(default)]
+    pub token: String,
+    /// The app id.
+    #[serde(default)]
+    pub app_id: String,
+    /// The tenant key.
+    #[serde(default)]
+    pub tenant_key: String,
+}
+
+/// A parsed event body, v2.0 or legacy v1.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Envelope {
+    /// Header (for v1, synthesized from `uuid`, `event.type`, `token`).
+    pub header: EventHeader,
+    /// The event-specific object.
+    pub event: Value,
+    /// Whether the body was a v2.0 envelope.
+    pub v2: bool,
+}
+
+impl Envelope {
+    /// Parses an event body.
+    pub fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+        #[derive(Deserialize)]
+        struct Raw {
+            schema: Option<String>,
+            header: Option<EventHeader>,
+            #[serde(default)]
+            event: Value,
+            #[serde(default)]
+            uuid: String,
+            #[serde(default)]
+            token: String,
+        }
+        let raw: Raw = serde_json::from_slice(bytes)?;
+        if raw.schema.is_some() {
+            return Ok(Envelope {
+                header: raw.header.unwrap_or_default(),
+                event: raw.event,
+                v2: true,
+            });
+        }
+        let str_field = |k: &str| raw.event.get(k).and_then(Value::as_str).unwrap_or("");
+        let header = EventHeader {
+            event_id: raw.uuid.clone(),
+            event_type: str_field("type").to_string(),
+            app_id: str_field("app_id").to_string(),
+            tenant_key: str_field("tenant_key").to_string(),
+            token: raw.token.clone(),
+            create_time: String::new(),
+        };
+        Ok(Envelope {
+            header,
+            event: raw.event,
+            v2: false,
+        })
+    }
+
+    /// The `im.message.receive_v1` payload, if this is one.
+    pub fn message_receive(&self) -> Option<MessageReceive> {
+        if self.header.event_type != "im.message.receive_v1" {
+            return None;
+        }
+        MessageReceive::deserialize(&self.event).ok()
+    }
+}
+
+/// The three ids of a user.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct UserId {
+    /// App-scoped id (`ou_…`).
+    #[serde(default)]
+    pub open_id: String,
+    /// Developer-scoped id (`on_…`).
+    #[serde(default)]
+    pub union_id: String,
+    /// Tenant-scoped id (needs a scope).
+    #[serde(default)]
+    pub user_id: Option<String>,
+}
+
+/// The sender of a received message.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct Sender {
+    /// Sender ids.
+    #[serde(default)]
+    pub sender_id: UserId,
+    /// `user` (or `app` for bots).
+    #[serde(default)]
+    pub sender_type: String,
+    /// Tenant key.
+    #[serde(default)]
+    pub tenant_key: String,
+}
+
+/// One `@` in a message.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct Mention {
+    /// Placeholder inside the content, such as `@_user_1`.
+    #[serde(default)]
+    pub key: String,
+    /// Ids of the mentioned user or bot.
+    #[serde(default)]
+    pub id: UserId,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// The message of an `im.message.receive_v1` event.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct Message {
+    /// `om_…`.
+    pub message_id: String,
+    /// Thread root, for replies.
+    #[serde(default)]
+    pub root_id: Option<String>,
+    /// Replied-to message, for replies.
+    #[serde(default)]
+    pub parent_id: Option<String>,
+    /// Milliseconds, as a string.
+    #[serde(default)]
+    pub create_time: String,
+    /// `oc_…`.
+    #[serde(default)]
+    pub chat_id: String,
+    /// Topic id, for topic messages.
+    #[serde(default)]
+    pub thread_id: Option<String>,
+    /// `p2p` or `group`.
+    #[serde(default)]
+    pub chat_type: String,
+    /// `text`, `post`, `image`, ...
+    #[serde(default)]
+    pub message_type: String,
+    /// The content JSON, as a string.
+    #[serde(default)]
+    pub content: String,
+    /// Mentions (absent when none).
+    #[serde(default)]
+    pub mentions: Vec<Mention>,
+}
+
+/// The `event` of `im.message.receive_v1`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct MessageReceive {
+    /// Who sent it.
+    #[serde(default)]
+    pub sender: Sender,
+    /// The message.
+    pub message: Message,
+}
+
+/// Received content, typed by `message_type`.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Content {
+    /// Plain text with `@_user_N` placeholders.
+    Text(String),
+    /// Rich text: title and the plain text of its rows.
+    Post {
+        /// Title (may be empty).
+        title: String,
+        /// Text of the body, rows joined by newlines.
+        text: String,
+        /// Image keys found in the body.
+        image_keys: Vec<String>,
+    },
+    /// An image.
+    Image {
+        /// `img_…`.
+        image_key: String,
+    },
+    /// A file, audio, video or sticker: something downloadable by key.
+    File {
+        /// The message type (`file`, `audio`, `media`, `sticker`, `folder`).
+        kind: String,
+        /// `file_…`.
+        file_key: String,
+        /// File name, when given.
+        file_name: Option<String>,
+    },
+    /// Any other type: its plain-text rendering.
+    Other {
+        /// The message type.
+        kind: String,
+        /// A short human-readable rendering.
+        text: String,
+    },
+}
+
+impl Content {
+    /// Parses `content` for `message_type`. Never fails: malformed content
+    /// becomes [`Content::Other`].
+    pub fn parse(message_type: &str, content: &str) -> Content {
+        let v: Value = serde_json::from_str(content).unwrap_or(Value::Null);
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        match message_type {
+            "text" => Content::Text(s("text").unwrap_or_default()),
+            "post" => parse_post(&v),
+            "image" => Content::Image {
+                image_key: s("image_key").unwrap_or_default(),
+            },
+            "file" | "audio" | "media" | "sticker" | "folder" => Content::File {
+                kind: message_type.to_string(),
+                file_key: s("file_key").unwrap_or_default(),
+                file_name: s("file_name"),
+            },
+            other => Content::Other {
+                kind: other.to_string(),
+                text: render_other(other, &v),
+            },
+        }
+    }
+}
+
+fn render_other(kind: &str, v: &Value) -> String {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    match kind {
+        "share_chat" => format!("[shared chat {}]", s("chat_id")),
+        "share_user" => format!("[shared user {}]", s("user_id")),
+        "location" => format!(
+            "[location {} ({}, {})]",
+            s("name"),
+            s("latitude"),
+            s("longitude")
+        ),
+        "hongbao" => s("text"),
+        "interactive" => {
+            let mut out = s("title");
+            collect_text(v.get("elements").unwrap_or(&Value::Null), &mut out);
+            out
+        }
+        "system" => {
+            let mut t = s("template");
+            if let Some(obj) = v.as_object() {
+                for (k, val) in obj {
+                    let rendered = match val {
+                        Value::String(x) => x.clone(),
+                        Value::Array(xs) => xs
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        Value::Object(o) => o
+                            .get("text")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
+                        _ => continue,
+                    };
+                    t = t.replace(&format!("{{{k}}}"), &rendered);
+                }
+            }
+            t
+        }
+        _ => format!("[{kind}]"),
+    }
+}
+
+fn collect_text(v: &Value, out: &mut String) {
+    match v {
+        Value::Array(xs) => xs.iter().for_each(|x| collect_text(x, out)),
+        Value::Object(o) => {
+            if let Some(t) = o.get("text").and_then(Value::as_str) {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(t);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn parse_post(v: &Value) -> Content {
+    // Tolerate the send-side locale wrapper: {"zh_cn": {...}}.
+    let body = if v.get("content").is_some() {
+        v
+    } else {
+        v.as_object().and_then(|o| o.values().next()).unwrap_or(v)
+    };
+    let title = body
+        .get("title")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut rows = Vec::new();
+    let mut image_keys = Vec::new();
+    for row in body
+        .get("content")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let mut line = String::new();
+        for node in row.as_array().into_iter().flatten() {
+            let field = |k: &str| node.get(k).and_then(Value::as_str).unwrap_or("");
+            match field("tag") {
+                "text" => line.push_str(field("text")),
+                "a" => line.push_str(&format!("[{}]({})", field("text"), field("href"))),
+                "at" => line.push_str(field("user_id")),
+                "code_block" => {
+                    line.push_str(&format!("```{}\n{}\n```", field("language"), field("text")))
+                }
+                "img" => image_keys.push(field("image_key").to_string()),
+                "emotion" => line.push_str(&format!(":{}:", field("emoji_type"))),
+                _ => {}
+            }
+        }
+        rows.push(line);
+    }
+    Content::Post {
+        title,
+        text: rows.join("\n"),
+        image_keys,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RECEIVE: &str = r#"{"schema":"2.0","header":{"event_id":"e1","event_type":"im.message.receive_v1","create_time":"1608725989000","token":"t","app_id":"cli_9f5343c580712544","tenant_key":"k"},"event":{"sender":{"sender_id":{"open_id":"ou_a","union_id":"on_a"},"sender_type":"user","tenant_key":"k"},"message":{"message_id":"om_1","create_time":"1","chat_id":"oc_1","chat_type":"group","message_type":"text","content":"{\"text\":\"@_user_1 hello\"}","mentions":[{"key":"@_user_1","id":{"open_id":"ou_bot","union_id":"on_b"},"name":"Bot","tenant_key":"k"}],"unknown_future_field":1}}}"#;
+
+    #[test]
+    fn parses_v2_message_receive() {
+        let env = Envelope::parse(RECEIVE.as_bytes()).unwrap();
+        assert!(env.v2);
+        assert_eq!(env.header.event_id, "e1");
+        let m = env.message_receive().unwrap();
+        assert_eq!(m.sender.sender_id.open_id, "ou_a");
+        assert_eq!(m.message.mentions[0].id.open_id, "ou_bot");
+        assert_eq!(
+            Content::parse(&m.message.message_type, &m.message.content),
+            Content::Text("@_user_1 hello".into())
+        );
+    }
+
+    #[test]
+    fn parses_v1_envelope() {
+        let body = br#"{"ts":"1.2","uuid":"u1","token":"tok","type":"event_callback","event":{"type":"p2p_chat_create","app_id":"cli_x"}}"#;
+        let env = Envelope::parse(body).unwrap();
+        assert!(!env.v2);
+        assert_eq!(env.header.event_id, "u1");
+        assert_eq!(env.header.event_type, "p2p_chat_create");
+        assert!(env.message_receive().is_none());
+    }
+
+    #[test]
+    fn malformed_json_is_an_error() {
+        assert!(Envelope::parse(b"{not json").is_err());
+    }
+
+    #[test]
+    fn post_content_with_and_without_locale() {
+        let inner = r#"{"title":"T","content":[[{"tag":"text","text":"hi "},{"tag":"a","text":"x","href":"http://a"}],[{"tag":"img","image_key":"img_1"}]]}"#;
+        let expect = Content::Post {
+            title: "T".into(),
+            text: "hi [x](http://a)\n".into(),
+            image_keys: vec!["img_1".into()],
+        };
+        assert_eq!(Content::parse("post", inner), expect);
+        assert_eq!(
+            Content::parse("post", &format!(r#"{{"zh_cn":{inner}}}"#)),
+            expect
+        );
+    }
+
+    #[test]
+    fn every_other_type_renders() {
+        assert_eq!(
+            Content::parse("share_chat", r#"{"chat_id":"oc_9"}"#),
+            Content::Other {
+                kind: "share_chat".into(),
+                text: "[shared chat oc_9]".into()
+            }
+        );
+        let sys = Content::parse(
+            "system",
+            r#"{"template":"{from_user} invited {to_chatters}","from_user":["A"],"to_chatters":["B","C"]}"#,
+        );
+        assert_eq!(
+            sys,
+            Content::Other {
+                kind: "system".into(),
+                text: "A invited B, C".into()
+            }
+        );
+        assert!(
+            matches!(Content::parse("audio", r#"{"file_key":"f","duration":2}"#), Content::File { ref kind, .. } if kind == "audio")
+        );
+        assert_eq!(
+            Content::parse("brand_new_type", "garbage"),
+            Content::Other {
+                kind: "brand_new_type".into(),
+                text: "[brand_new_type]".into()
+            }
+        );
+    }
+}

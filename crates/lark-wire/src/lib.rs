@@ -1,0 +1,22 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+pub mod custom_bot;
+pub mod envelope;
+pub mod fragments;
+pub mod frame;
+pub mod webhook;
+
+pub use envelope::{Content, Envelope, EventHeader, MessageReceive};
+pub use frame::{Frame, FrameError, FrameType, Header};
+
+/// Lowercase hex of bytes.
+pub(crate) fn hex_lower(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}

@@ -5,6 +5,7 @@ pub mod custom_bot;
 pub mod envelope;
 pub mod fragments;
 pub mod frame;
+pub mod session;
 pub mod webhook;
 
 pub use envelope::{Content, Envelope, EventHeader, MessageReceive};

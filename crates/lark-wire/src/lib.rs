@@ -3,12 +3,14 @@
 
 pub mod custom_bot;
 pub mod envelope;
+pub mod events;
 pub mod fragments;
 pub mod frame;
 pub mod session;
 pub mod webhook;
 
 pub use envelope::{Content, Envelope, EventHeader, MessageReceive};
+pub use events::Event;
 pub use frame::{Frame, FrameError, FrameType, Header};
 
 /// Lowercase hex of bytes.

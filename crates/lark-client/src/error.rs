@@ -41,7 +41,7 @@ impl Error {
     /// The class of this error.
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::Http(e) if e.is_timeout() || e.is_connect() => ErrorClass::Retryable,
+            // Timeouts, refused connections and cut-off bodies are all transient.
             Error::Http(_) => ErrorClass::Retryable,
             Error::Api { code, status, .. } => classify(*code, *status),
         }

@@ -1,0 +1,3 @@
+//! `lark-emulator`: runs the emulator until Ctrl-C.
+
+fn main() {}

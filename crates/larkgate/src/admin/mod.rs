@@ -1,0 +1,1 @@
+//! The admin HTTP listener: health, metrics and the operator API.

@@ -1,0 +1,1 @@
+//! The `larkgate` command line.

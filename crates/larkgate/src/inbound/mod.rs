@@ -1,0 +1,1 @@
+//! From a delivery to agent input: the durable inbox, dedup, normalizing.

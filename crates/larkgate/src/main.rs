@@ -1,0 +1,3 @@
+//! The `larkgate` binary.
+
+fn main() {}

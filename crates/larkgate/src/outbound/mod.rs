@@ -1,0 +1,1 @@
+//! From agent output to Feishu/Lark messages: streaming cards, blocks, parts.

@@ -1,0 +1,1 @@
+//! Agent markdown to card markdown, posts and plain text, split under the platform's limits.

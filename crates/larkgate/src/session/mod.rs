@@ -1,0 +1,1 @@
+//! Conversations: session keys, one turn at a time per session, commands.

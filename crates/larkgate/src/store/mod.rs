@@ -1,0 +1,1 @@
+//! Durable state: the inbox, sessions and history, pairing, sent parts.

@@ -1,1 +1,3 @@
 //! The admin HTTP listener: health, metrics and the operator API.
+
+pub mod metrics;

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod inbound;
+pub mod logging;
 pub mod outbound;
 pub mod policy;
 pub mod render;

@@ -144,10 +144,7 @@ pub struct CardOptions {
 /// typewriter settings, one markdown element `element_id` holding `initial_text`,
 /// and the optional header and Stop button.
 pub fn streaming_card(initial_text: &str, element_id: &ElementId, opts: &CardOptions) -> Value {
-    let summary = opts
-        .summary
-        .as_deref()
-        .unwrap_or(DEFAULT_STREAMING_SUMMARY);
+    let summary = opts.summary.as_deref().unwrap_or(DEFAULT_STREAMING_SUMMARY);
     let mut config = Map::new();
     config.insert("streaming_mode".into(), Value::Bool(true));
     config.insert("summary".into(), summary_value(summary));
@@ -164,8 +161,15 @@ pub fn streaming_card(initial_text: &str, element_id: &ElementId, opts: &CardOpt
 pub fn final_card(markdown: &str, opts: &CardOptions) -> Value {
     let mut config = Map::new();
     config.insert("streaming_mode".into(), Value::Bool(false));
-    config.insert("summary".into(), summary_value(&final_summary(markdown, opts)));
-    card_v2(config, opts.title.as_deref(), final_elements(markdown, None, opts))
+    config.insert(
+        "summary".into(),
+        summary_value(&final_summary(markdown, opts)),
+    );
+    card_v2(
+        config,
+        opts.title.as_deref(),
+        final_elements(markdown, None, opts),
+    )
 }
 
 /// A static card reply holding `markdown` (a [`final_card`] without options).
@@ -182,10 +186,7 @@ pub fn legacy_patch_card(markdown: &str, streaming: bool, opts: &CardOptions) ->
     let mut config = Map::new();
     config.insert("update_multi".into(), Value::Bool(true));
     let elements = if streaming {
-        let summary = opts
-            .summary
-            .as_deref()
-            .unwrap_or(DEFAULT_STREAMING_SUMMARY);
+        let summary = opts.summary.as_deref().unwrap_or(DEFAULT_STREAMING_SUMMARY);
         config.insert("summary".into(), summary_value(summary));
         let mut elements = vec![markdown_element(markdown, Some(&element_id))];
         if let Some(stop) = &opts.stop {
@@ -193,7 +194,10 @@ pub fn legacy_patch_card(markdown: &str, streaming: bool, opts: &CardOptions) ->
         }
         elements
     } else {
-        config.insert("summary".into(), summary_value(&final_summary(markdown, opts)));
+        config.insert(
+            "summary".into(),
+            summary_value(&final_summary(markdown, opts)),
+        );
         final_elements(markdown, Some(&element_id), opts)
     };
     card_v2(config, opts.title.as_deref(), elements)
@@ -303,7 +307,11 @@ fn final_summary(markdown: &str, opts: &CardOptions) -> String {
     opts.summary.clone().unwrap_or_else(|| preview(markdown))
 }
 
-fn final_elements(markdown: &str, element_id: Option<&ElementId>, opts: &CardOptions) -> Vec<Value> {
+fn final_elements(
+    markdown: &str,
+    element_id: Option<&ElementId>,
+    opts: &CardOptions,
+) -> Vec<Value> {
     let mut elements = vec![markdown_element(markdown, element_id)];
     if let Some(footer) = &opts.footer {
         elements.push(json!({"tag": "markdown", "content": footer, "text_size": "notation"}));
@@ -504,7 +512,11 @@ mod tests {
             assert!(ElementId::new(ok).is_ok(), "{ok}");
         }
         for bad in ["", "1a", "_a", "a-b", "a b", "abcdefghijklmnopqrstu", "é"] {
-            assert_eq!(ElementId::new(bad), Err(InvalidElementId(bad.into())), "{bad}");
+            assert_eq!(
+                ElementId::new(bad),
+                Err(InvalidElementId(bad.into())),
+                "{bad}"
+            );
         }
         assert!(is_valid_element_id(ElementId::stream().as_str()));
         assert!(is_valid_element_id(STOP_BUTTON_ELEMENT_ID));
@@ -514,7 +526,10 @@ mod tests {
     fn stop_value_round_trips() {
         let value = stop_action_value("turn_9");
         assert_eq!(stop_action_turn(&value), Some("turn_9"));
-        assert_eq!(stop_action_turn(&json!({"larkgate": "other", "turn": "x"})), None);
+        assert_eq!(
+            stop_action_turn(&json!({"larkgate": "other", "turn": "x"})),
+            None
+        );
         assert_eq!(stop_action_turn(&json!({"cmd": "stop"})), None);
         assert_eq!(stop_action_turn(&json!("stop")), None);
     }

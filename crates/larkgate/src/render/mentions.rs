@@ -65,6 +65,38 @@ impl<N: Into<String>, I: Into<String>> FromIterator<(N, I)> for MentionMap {
     }
 }
 
+/// Card mentions (`<at id=ou_x></at>`) written back as `@Name` (or `@` for an
+/// unknown id), for a plain-text preview.
+pub(crate) fn card_mentions_as_names<'a>(text: &'a str, map: &MentionMap) -> Cow<'a, str> {
+    const OPEN: &str = "<at id=";
+    const CLOSE: &str = "></at>";
+    if !text.contains(OPEN) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(OPEN) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + OPEN.len()..];
+        match after.find(CLOSE) {
+            Some(end) if !after[..end].contains(['<', '>']) => {
+                let id = &after[..end];
+                out.push('@');
+                if let Some((name, _)) = map.entries.iter().find(|(_, o)| o == id) {
+                    out.push_str(name);
+                }
+                rest = &after[end + CLOSE.len()..];
+            }
+            _ => {
+                out.push_str(OPEN);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
 /// How a mention is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum MentionStyle {
@@ -227,6 +259,16 @@ mod tests {
         assert_eq!(
             rewrite_mentions(text, &map(), MentionStyle::Card),
             "mail bob@Bob.com, see https://x.io/@Bob `@Bob`\n```\n@Bob\n```\n<at user_id=\"ou_b\">@Bob</at> **<at id=ou_a></at>**"
+        );
+    }
+
+    #[test]
+    fn card_mentions_read_back_as_names() {
+        let card = rewrite_mentions("hi @Bob and @Ann", &map(), MentionStyle::Card);
+        assert_eq!(card_mentions_as_names(&card, &map()), "hi @Bob and @Ann");
+        assert_eq!(
+            card_mentions_as_names("<at id=ou_zz></at> x <at id=", &map()),
+            "@ x <at id="
         );
     }
 

@@ -6,7 +6,7 @@
 //! |---|---|---|---|
 //! | no formatting at all | — | — | sent as is ([`render`] picks text) |
 //! | `#`..`######` headings | `#`→`####`, others→`#####` when H1-H3 occur (large ones render oversized) | same | — |
-//! | lists, quotes, code fences, links, bold/italic/strike | kept | kept; each code block gets its own `md` paragraph | — |
+//! | lists, quotes, code fences, links, bold/italic/strike | kept; nested items re-indented to 4 spaces per level | same; each code block gets its own `md` paragraph | — |
 //! | pipe tables | first 3 kept, the rest become aligned code blocks (a 4th fails the card: 230099/11310) | all become aligned code blocks (`md` has no tables) | — |
 //! | `![alt](https://…)` | link `[alt](https://…)` (cards and posts take only uploaded `img_` keys) | same | — |
 //! | `@Name` of a known member | `<at id=ou_…></at>` | `<at user_id="ou_…">Name</at>` | same as post |
@@ -93,12 +93,29 @@ pub struct Rendered {
     /// Markdown (or text) of each message; part `i` is sent with
     /// `uuid = part_uuid(base, i)`. Empty when the reply is blank.
     pub parts: Vec<String>,
+    /// One-line preview of each part ([`summary`], mentions shown as `@Name`), the
+    /// card's `config.summary`.
+    pub summaries: Vec<String>,
 }
 
 impl Rendered {
-    /// The `content` value of each part ([`Target::content`]).
+    /// The `content` value of each part: a static card with the part's summary, a
+    /// post, or a text ([`Target::content`]).
     pub fn contents(&self) -> Vec<Value> {
-        self.parts.iter().map(|p| self.target.content(p)).collect()
+        self.parts
+            .iter()
+            .zip(&self.summaries)
+            .map(|(part, summary)| match self.target {
+                Target::Card => card::final_card(
+                    part,
+                    &card::CardOptions {
+                        summary: Some(summary.clone()),
+                        ..card::CardOptions::default()
+                    },
+                ),
+                target => target.content(part),
+            })
+            .collect()
     }
 }
 
@@ -123,7 +140,15 @@ pub fn render_as(markdown: &str, target: Target, mentions: &MentionMap) -> Rende
     let budget = card::markdown_budget(&target.content(""), limit);
     let mut parts = Vec::new();
     fit(&text, budget, target, limit, &mut parts);
-    Rendered { target, parts }
+    let summaries = parts
+        .iter()
+        .map(|p| summary(&mentions::card_mentions_as_names(p, mentions)))
+        .collect();
+    Rendered {
+        target,
+        parts,
+        summaries,
+    }
 }
 
 /// The whole reply rewritten for `target` without splitting (for a streaming card:
@@ -131,6 +156,45 @@ pub fn render_as(markdown: &str, target: Target, mentions: &MentionMap) -> Rende
 /// card).
 pub fn prepare(markdown: &str, target: Target, mentions: &MentionMap) -> String {
     finish_part(&rewrite(markdown, target, mentions), target)
+}
+
+/// Bytes of markdown a streaming card built with `opts` holds within the card limit
+/// (less [`RESERVED_BYTES`] for the final summary and footer).
+pub fn stream_budget(opts: &card::CardOptions) -> usize {
+    let empty = card::streaming_card("", &card::ElementId::stream(), opts);
+    card::markdown_budget(&empty, card::CARD_MAX_BYTES - RESERVED_BYTES)
+}
+
+/// Where to roll a streamed card over to a new one. `raw` is the agent's text shown
+/// in the current card; returns `None` while its [`prepare`]d form fits `max_bytes`.
+/// Otherwise `head` is the prepared text to leave in the current card (fences
+/// closed, within `max_bytes`) and the next card continues with the raw text
+/// `tail_prefix + &raw[tail_start..]`.
+pub fn card_rollover(raw: &str, mentions: &MentionMap, max_bytes: usize) -> Option<Rollover> {
+    let max_bytes = max_bytes.max(MIN_PART_BYTES);
+    if blocks::escaped_len(&prepare(raw, Target::Card, mentions)) <= max_bytes {
+        return None;
+    }
+    let mut budget = max_bytes;
+    loop {
+        let roll = split_head(raw, budget);
+        let over = match &roll {
+            Some(roll) => {
+                let head = prepare(&roll.head, Target::Card, mentions);
+                let size = blocks::escaped_len(&head);
+                if size <= max_bytes || budget == MIN_PART_BYTES {
+                    return Some(Rollover {
+                        head,
+                        ..roll.clone()
+                    });
+                }
+                size - max_bytes
+            }
+            None if budget == MIN_PART_BYTES => return None,
+            None => budget / 8,
+        };
+        budget = budget.saturating_sub(over + 256).max(MIN_PART_BYTES);
+    }
 }
 
 /// A deterministic idempotency key (<= 50 chars) for part `index` of the reply
@@ -163,6 +227,7 @@ fn rewrite(markdown: &str, target: Target, mentions: &MentionMap) -> String {
             };
             let text = style::images_to_links(&text);
             let text = style::demote_headings(&text);
+            let text = style::normalize_list_indent(&text);
             rewrite_mentions(&text, mentions, style).into_owned()
         }
     }

@@ -342,7 +342,7 @@ fn inline_closers(para: &str) -> String {
         }
         offset += seg.len();
     }
-    open.sort_by(|a, b| b.0.cmp(&a.0));
+    open.sort_by_key(|o| std::cmp::Reverse(o.0));
     open.into_iter().map(|(_, closer)| closer).collect()
 }
 

@@ -3,7 +3,9 @@
 
 use std::borrow::Cow;
 
-use super::blocks::{self, code_spans, fence_open, heading_level, is_list_item, map_prose_lines};
+use super::blocks::{
+    self, code_spans, fence_open, heading_level, is_blank, is_list_item, map_prose_lines,
+};
 
 /// Whether `md` uses markdown that a plain text message would show as raw syntax:
 /// code (fenced or inline), headings, lists, quotes, tables, rules, images, or
@@ -116,6 +118,37 @@ pub(crate) fn demote_headings(md: &str) -> Cow<'_, str> {
             })
         }
         None => Cow::Borrowed(line),
+    })
+}
+
+/// Re-indents nested list items to four spaces per level, the nesting cards and
+/// post `md` nodes recognise (agents often nest by two or three spaces).
+pub(crate) fn normalize_list_indent(md: &str) -> Cow<'_, str> {
+    let mut stack: Vec<usize> = Vec::new();
+    map_prose_lines(md, |line| {
+        if !is_list_item(line) {
+            if !is_blank(line) && !blocks::is_indented(line) {
+                stack.clear();
+            }
+            return Cow::Borrowed(line);
+        }
+        let rest = line.trim_start_matches(' ');
+        let indent = line.len() - rest.len();
+        if rest.starts_with('\t') {
+            return Cow::Borrowed(line);
+        }
+        while stack.last().is_some_and(|&top| top > indent) {
+            stack.pop();
+        }
+        if stack.last().is_none_or(|&top| top < indent) {
+            stack.push(indent);
+        }
+        let level = stack.len() - 1;
+        if indent == level * 4 {
+            Cow::Borrowed(line)
+        } else {
+            Cow::Owned(format!("{}{rest}", " ".repeat(level * 4)))
+        }
     })
 }
 
@@ -232,6 +265,20 @@ mod tests {
         );
         assert!(matches!(
             demote_headings("```\n# in code\n```"),
+            Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn nested_lists_use_four_spaces_per_level() {
+        assert_eq!(
+            normalize_list_indent(
+                "- a\n  - b\n    - c\n  - d\n1. x\n   - y\n      text\n\nplain\n  - z"
+            ),
+            "- a\n    - b\n        - c\n    - d\n1. x\n    - y\n      text\n\nplain\n- z"
+        );
+        assert!(matches!(
+            normalize_list_indent("- a\n    - b\n```\n  - code\n```"),
             Cow::Borrowed(_)
         ));
     }

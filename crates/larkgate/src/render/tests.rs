@@ -57,6 +57,11 @@ fn formatted_replies_take_the_preferred_rich_target() {
         card.parts,
         vec!["#### Plan\n\n- ask <at id=ou_bob></at>\n- ship"]
     );
+    assert_eq!(card.summaries, vec!["Plan ask @Bob ship"]);
+    assert_eq!(
+        card.contents()[0]["config"]["summary"]["content"],
+        "Plan ask @Bob ship"
+    );
     let post = render(md, Target::Text, &members());
     assert_eq!(post.target, Target::Post);
     assert_eq!(
@@ -98,7 +103,7 @@ fn card_content_has_a_markdown_free_summary() {
 #[test]
 fn tables_are_limited_per_card_and_absent_from_posts() {
     let table = "| k | v |\n|---|---|\n| a | 1 |";
-    let md = vec![table; 5].join("\n\n");
+    let md = [table; 5].join("\n\n");
     let card = render_as(&md, Target::Card, &MentionMap::new());
     assert_eq!(card.parts.len(), 1);
     assert_eq!(count_tables(&card.parts[0]), 3);
@@ -320,4 +325,29 @@ proptest! {
         let safe = stream_safe(&md[..end]);
         prop_assert!(fences_balanced(&safe), "{safe:?}");
     }
+}
+
+#[test]
+fn streamed_cards_roll_over_with_mentions_counted() {
+    let opts = lark_wire::card::CardOptions::default();
+    let budget = stream_budget(&opts);
+    assert!(budget > 25_000 && budget < lark_wire::card::CARD_MAX_BYTES);
+    let line = "ping @Alice and @Bob ".repeat(4);
+    let raw = format!("{line}\n\n").repeat(60);
+    assert!(card_rollover(&raw, &members(), 100_000).is_none());
+    let max = 4000;
+    let roll = card_rollover(&raw, &members(), max).unwrap_or_else(|| panic!("rollover"));
+    assert!(escaped_len(&roll.head) <= max);
+    assert!(roll
+        .head
+        .starts_with("ping <at id=ou_alice></at> and <at id=ou_bob></at>"));
+    assert_eq!(roll.tail_prefix, "");
+    // The head holds fewer raw bytes than `max`: mention tags were counted.
+    assert!(roll.tail_start < max);
+    assert!(raw[roll.tail_start..].starts_with("ping @Alice"));
+    // A fence cut at the rollover is reopened in the next card.
+    let code = format!("```\n{}", "let x = 1;\n".repeat(800));
+    let roll = card_rollover(&code, &members(), max).unwrap_or_else(|| panic!("rollover"));
+    assert!(fences_balanced(&roll.head));
+    assert_eq!(roll.tail_prefix, "```\n");
 }

@@ -274,6 +274,15 @@ proptest! {
         let _ = summary(&md);
         let _ = has_formatting(&md);
         let _ = degrade_tables(&md, 1);
+        for target in [Target::Card, Target::Post, Target::Text] {
+            for part in render_as(&md, target, &members()).parts {
+                prop_assert!(lark_wire::card::serialized_len(&target.content(&part)) <= target.max_bytes());
+            }
+        }
+        let mut splitter = BlockSplitter::new();
+        let mut blocks = splitter.push(&md);
+        blocks.extend(splitter.finish());
+        prop_assert_eq!(essence(&blocks.join("\n\n")), essence(&md));
     }
 
     #[test]

@@ -176,24 +176,33 @@ impl Packer<'_, '_> {
             }
             self.flush();
         }
-        {
-            let range = block.range(self.lines);
-            self.cur = Some(Current {
-                piece: Piece {
-                    prefix: String::new(),
-                    start: range.start,
-                    end: range.end,
-                    suffix,
-                },
-                size,
-                marks: vec![Mark {
-                    start: range.start,
-                    prev_end: range.start,
-                    prev_size: 0,
-                    heading: block.is_heading(self.lines),
-                }],
-            });
-        }
+        let range = block.range(self.lines);
+        self.start_part(range, size, suffix, block.is_heading(self.lines));
+    }
+
+    /// Starts a new current part holding one whole block.
+    fn start_part(
+        &mut self,
+        range: std::ops::Range<usize>,
+        size: usize,
+        suffix: String,
+        heading: bool,
+    ) {
+        self.cur = Some(Current {
+            piece: Piece {
+                prefix: String::new(),
+                start: range.start,
+                end: range.end,
+                suffix,
+            },
+            size,
+            marks: vec![Mark {
+                start: range.start,
+                prev_end: range.start,
+                prev_size: 0,
+                heading,
+            }],
+        });
     }
 
     /// Appends a whole block to the current part if it fits.
@@ -241,21 +250,7 @@ impl Packer<'_, '_> {
                 cur.size = mark.prev_size;
                 cur.marks.pop();
                 self.flush();
-                self.cur = Some(Current {
-                    piece: Piece {
-                        prefix: String::new(),
-                        start: mark.start,
-                        end: heading_end,
-                        suffix: String::new(),
-                    },
-                    size: heading_size,
-                    marks: vec![Mark {
-                        start: mark.start,
-                        prev_end: mark.start,
-                        prev_size: 0,
-                        heading: true,
-                    }],
-                });
+                self.start_part(mark.start..heading_end, heading_size, String::new(), true);
             }
             None => self.flush(),
         }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod card;
 pub mod custom_bot;
 pub mod envelope;
 pub mod events;

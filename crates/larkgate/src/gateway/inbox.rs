@@ -1,0 +1,168 @@
+//! The durable inbox: every delivery is recorded before it is acked, in
+//! batches (one transaction for whatever arrived together), deduplicated by
+//! the store's constraints on event_id and message_id, then acked and handed
+//! on in arrival order. Nothing waits for an agent before the ack.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lark_client::{Delivery, Source};
+use lark_wire::Envelope;
+use tokio::sync::mpsc;
+
+use super::account::{now_ms, AccountRuntime};
+use crate::store::{InsertOutcome, NewInbound};
+
+/// Most deliveries recorded in one transaction.
+const MAX_BATCH: usize = 128;
+
+/// What a delivery is, once its envelope is read.
+enum Parsed {
+    /// An event to record.
+    Event(NewInbound),
+    /// A card button press: answered at once, never recorded.
+    CardAction(Envelope),
+    /// Not an event body.
+    Malformed(String),
+}
+
+fn parse(account: &str, d: &Delivery) -> Parsed {
+    let env = match Envelope::parse(&d.payload) {
+        Ok(env) => env,
+        Err(e) => return Parsed::Malformed(e.to_string()),
+    };
+    if d.card || env.header.event_type == "card.action.trigger" {
+        return Parsed::CardAction(env);
+    }
+    let message = env.message_receive();
+    let event_id = if env.header.event_id.is_empty() {
+        // No id to deduplicate on: fall back to a hash of the body, so an
+        // identical redelivery is still recognised.
+        format!("sha256:{}", short_hash(&d.payload))
+    } else {
+        env.header.event_id.clone()
+    };
+    Parsed::Event(NewInbound {
+        account: account.to_string(),
+        event_id,
+        message_id: message.as_ref().map(|m| m.message.message_id.clone()),
+        event_type: env.header.event_type.clone(),
+        chat_id: message.map(|m| m.message.chat_id),
+        payload: String::from_utf8_lossy(&d.payload).into_owned(),
+        received_at_ms: now_ms(),
+    })
+}
+
+fn short_hash(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn source_label(s: Source) -> &'static str {
+    match s {
+        Source::Ws => "ws",
+        Source::Webhook => "webhook",
+    }
+}
+
+/// Receives deliveries until the connection ends or the account shuts down.
+pub(crate) async fn run(rt: &Arc<AccountRuntime>, mut rx: mpsc::Receiver<Delivery>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let first = tokio::select! {
+            d = rx.recv() => d,
+            _ = rt.shutdown.cancelled() => None,
+        };
+        let Some(first) = first else { break };
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(d) => batch.push(d),
+                Err(_) => break,
+            }
+        }
+        if rt.shutting_down.load(Ordering::SeqCst) {
+            // Not recorded, not acked: the platform redelivers to whoever
+            // is connected next.
+            for d in batch.drain(..) {
+                d.ack.fail();
+            }
+            continue;
+        }
+        process(rt, &mut batch).await;
+    }
+}
+
+async fn process(rt: &Arc<AccountRuntime>, batch: &mut Vec<Delivery>) {
+    let name = rt.cfg.name.as_str();
+    let metrics = &rt.shared.metrics;
+    rt.last_event_ms.store(now_ms(), Ordering::Relaxed);
+    let mut rows = Vec::with_capacity(batch.len());
+    let mut waiting = Vec::with_capacity(batch.len());
+    for d in batch.drain(..) {
+        metrics.events_received.inc(&[name, source_label(d.source)]);
+        match parse(name, &d) {
+            Parsed::Event(row) => {
+                rows.push(row);
+                waiting.push(d);
+            }
+            Parsed::CardAction(env) => {
+                let response = super::cards::handle(rt, &env).await;
+                finish_ack(rt, d, Some(response));
+            }
+            Parsed::Malformed(why) => {
+                // It can never be processed; acking stops the redelivery loop.
+                tracing::warn!("[lark] [{name}] dropped a malformed event ({} bytes): {why}", d.payload.len());
+                metrics.events_dropped.inc(&[name, "malformed"]);
+                finish_ack(rt, d, None);
+            }
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    let outcomes = rt.shared.store.insert_inbound(&rows).await;
+    metrics
+        .store_latency
+        .with(&["insert_inbound"])
+        .observe(started.elapsed());
+    let outcomes = match outcomes {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!("[lark] [{name}] cannot record {} event(s), not acking them (the platform will redeliver): {e}", rows.len());
+            for d in waiting {
+                d.ack.fail();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            return;
+        }
+    };
+    // Ack the whole batch first: acks never wait for dispatching.
+    for d in waiting {
+        finish_ack(rt, d, None);
+    }
+    for (row, outcome) in rows.into_iter().zip(outcomes) {
+        match outcome {
+            InsertOutcome::Inserted(id) => super::dispatch::dispatch(rt, id, row).await,
+            InsertOutcome::Duplicate => {
+                metrics.events_deduplicated.inc(&[name]);
+                tracing::debug!("[lark] [{name}] duplicate delivery of {} dropped", row.event_id);
+            }
+        }
+    }
+}
+
+fn finish_ack(rt: &AccountRuntime, d: Delivery, body: Option<Vec<u8>>) {
+    let name = rt.cfg.name.as_str();
+    let waited = d.received_at.elapsed();
+    d.ack.ack(body);
+    let metrics = &rt.shared.metrics;
+    metrics.events_acked.inc(&[name]);
+    metrics.ack_latency.with(&[name]).observe(waited);
+}

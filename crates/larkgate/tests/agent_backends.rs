@@ -145,13 +145,18 @@ async fn openai_error_statuses_are_classified_with_the_backends_message() {
     ];
     for (status, kind) in cases {
         let body = json!({"error": {"message": "Incorrect key sk-from-env given", "type": "x"}});
-        let server = Server::start(Reply::Status(status, "application/json", body.to_string())).await;
-        let (events, result) = run(&*agent(&openai_config(&server.url, "")), text_request("hi")).await;
+        let server =
+            Server::start(Reply::Status(status, "application/json", body.to_string())).await;
+        let (events, result) =
+            run(&*agent(&openai_config(&server.url, "")), text_request("hi")).await;
         let err = result.unwrap_err();
         assert!(events.is_empty());
         assert_eq!(err.kind, kind, "status {status}: {err}");
         assert!(err.message.contains(&format!("HTTP {status}")), "{err}");
-        assert!(err.message.contains("Incorrect key <redacted> given"), "{err}");
+        assert!(
+            err.message.contains("Incorrect key <redacted> given"),
+            "{err}"
+        );
         assert!(!err.message.contains("sk-from-env"), "{err}");
     }
 }
@@ -177,7 +182,8 @@ async fn openai_stream_cut_short_is_unavailable() {
 
 #[tokio::test]
 async fn openai_error_inside_the_stream_is_classified() {
-    let error = data(json!({"error": {"message": "Rate limit reached", "type": "rate_limit_exceeded"}}));
+    let error =
+        data(json!({"error": {"message": "Rate limit reached", "type": "rate_limit_exceeded"}}));
     let server = Server::start(Reply::Sse(vec![error])).await;
     let (_, result) = run(&*agent(&openai_config(&server.url, "")), text_request("hi")).await;
     let err = result.unwrap_err();
@@ -190,7 +196,10 @@ async fn openai_error_inside_the_stream_is_classified() {
 async fn assert_cancel_closes_the_stream(config: String, server: &Server, first: &str) {
     let cancel = CancellationToken::new();
     let (mut rx, task) = spawn_turn(agent(&config), text_request("hi"), cancel.clone());
-    assert_eq!(next_event(&mut rx).await, Some(AgentEvent::Delta(first.into())));
+    assert_eq!(
+        next_event(&mut rx).await,
+        Some(AgentEvent::Delta(first.into()))
+    );
     cancel.cancel();
     let err = finish(task).await.unwrap_err();
     assert_eq!(err.kind, AgentErrorKind::Cancelled, "{err}");
@@ -266,7 +275,10 @@ fn anthropic_script(texts: &[&str]) -> String {
     for text in texts {
         script.push_str(&anthropic_delta(text));
     }
-    script.push_str(&named("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+    script.push_str(&named(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
     script.push_str(&named(
         "message_delta",
         json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
@@ -327,7 +339,10 @@ async fn anthropic_base_url_with_v1_and_max_tokens() {
     assert_eq!(request.uri, "/v1/messages");
     assert_eq!(request.body["max_tokens"], 50);
     assert!(request.body.get("system").is_none());
-    assert_eq!(request.body["messages"], json!([{"role": "user", "content": "hi"}]));
+    assert_eq!(
+        request.body["messages"],
+        json!([{"role": "user", "content": "hi"}])
+    );
 }
 
 #[tokio::test]
@@ -343,33 +358,58 @@ async fn anthropic_errors_are_classified() {
     for (status, kind_name, kind) in statuses {
         let body = api_error(kind_name, "the message");
         let server = Server::start(Reply::Status(status, "application/json", body)).await;
-        let (_, result) = run(&*agent(&anthropic_config(&server.url, "")), text_request("hi")).await;
+        let (_, result) = run(
+            &*agent(&anthropic_config(&server.url, "")),
+            text_request("hi"),
+        )
+        .await;
         let err = result.unwrap_err();
         assert_eq!(err.kind, kind, "{err}");
-        assert!(err.message.contains(&format!("HTTP {status}")) && err.message.contains("the message"), "{err}");
+        assert!(
+            err.message.contains(&format!("HTTP {status}")) && err.message.contains("the message"),
+            "{err}"
+        );
     }
 
     let mid_stream = format!(
         "{}{}{}",
         anthropic_start(),
         anthropic_delta("so far"),
-        named("error", json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}))
+        named(
+            "error",
+            json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+        )
     );
     let server = Server::start(Reply::Sse(vec![mid_stream])).await;
-    let (events, result) = run(&*agent(&anthropic_config(&server.url, "")), text_request("hi")).await;
+    let (events, result) = run(
+        &*agent(&anthropic_config(&server.url, "")),
+        text_request("hi"),
+    )
+    .await;
     assert_eq!(text_of(&events), "so far");
     let err = result.unwrap_err();
     assert_eq!(err.kind, AgentErrorKind::Unavailable);
     assert!(err.message.contains("Overloaded"), "{err}");
 
-    let malformed = format!("{}event: content_block_delta\ndata: {{oops\n\n", anthropic_start());
+    let malformed = format!(
+        "{}event: content_block_delta\ndata: {{oops\n\n",
+        anthropic_start()
+    );
     let server = Server::start(Reply::Sse(vec![malformed])).await;
-    let (_, result) = run(&*agent(&anthropic_config(&server.url, "")), text_request("hi")).await;
+    let (_, result) = run(
+        &*agent(&anthropic_config(&server.url, "")),
+        text_request("hi"),
+    )
+    .await;
     assert_eq!(result.unwrap_err().kind, AgentErrorKind::Protocol);
 
     let cut = format!("{}{}", anthropic_start(), anthropic_delta("half"));
     let server = Server::start(Reply::Sse(vec![cut])).await;
-    let (_, result) = run(&*agent(&anthropic_config(&server.url, "")), text_request("hi")).await;
+    let (_, result) = run(
+        &*agent(&anthropic_config(&server.url, "")),
+        text_request("hi"),
+    )
+    .await;
     assert_eq!(result.unwrap_err().kind, AgentErrorKind::Unavailable);
 }
 
@@ -414,7 +454,10 @@ async fn http_agent_posts_the_turn_and_reads_a_json_answer() {
     assert_eq!(recorded.uri, "/turn");
     assert_eq!(recorded.headers["authorization"], "Bearer tok-file");
     assert_eq!(recorded.headers["x-extra"], "1");
-    assert!(recorded.headers["accept"].to_str().unwrap().contains("text/event-stream"));
+    assert!(recorded.headers["accept"]
+        .to_str()
+        .unwrap()
+        .contains("text/event-stream"));
     let png = dir.path().join("photo.png");
     assert_eq!(
         recorded.body,
@@ -446,7 +489,10 @@ async fn http_agent_reads_an_sse_answer() {
     ]
     .concat();
     let server = Server::start(Reply::Sse(split_writes(&script, 5))).await;
-    let config = format!("type = \"http\"\nurl = \"{}/\"\napiKey = \"tok\"", server.url);
+    let config = format!(
+        "type = \"http\"\nurl = \"{}/\"\napiKey = \"tok\"",
+        server.url
+    );
     let (events, result) = run(&*agent(&config), text_request("hi")).await;
     result.unwrap();
     assert_eq!(text_of(&events), "Hello");
@@ -473,7 +519,12 @@ async fn http_agent_errors() {
     assert_eq!(err.kind, AgentErrorKind::Unavailable);
     assert!(err.message.contains("the model is down"), "{err}");
 
-    let server = Server::start(Reply::Status(502, "text/html", "<html>bad gateway</html>".into())).await;
+    let server = Server::start(Reply::Status(
+        502,
+        "text/html",
+        "<html>bad gateway</html>".into(),
+    ))
+    .await;
     let (_, result) = run(&*agent(&config(&server.url)), text_request("hi")).await;
     let err = result.unwrap_err();
     assert_eq!(err.kind, AgentErrorKind::Unavailable);
@@ -488,7 +539,12 @@ async fn http_agent_errors() {
     let (_, result) = run(&*agent(&config(&server.url)), text_request("hi")).await;
     assert_eq!(result.unwrap_err().kind, AgentErrorKind::Protocol);
 
-    let server = Server::start(Reply::Status(200, "text/plain; charset=utf-8", "plain answer".into())).await;
+    let server = Server::start(Reply::Status(
+        200,
+        "text/plain; charset=utf-8",
+        "plain answer".into(),
+    ))
+    .await;
     let (events, result) = run(&*agent(&config(&server.url)), text_request("hi")).await;
     result.unwrap();
     assert_eq!(text_of(&events), "plain answer");

@@ -8,8 +8,7 @@ use std::path::Path;
 use agent_support::*;
 use larkgate::agent::wire::TurnInput;
 use larkgate::agent::{
-    build, validate, AgentConfig, AgentErrorKind, AgentEvent, AgentType, Attachment,
-    AttachmentKind,
+    build, validate, AgentConfig, AgentErrorKind, AgentEvent, AgentType, Attachment, AttachmentKind,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -27,7 +26,10 @@ fn script(dir: &Path, name: &str, body: &str) -> String {
 
 fn command_config(argv: &[&str], extra: &str) -> String {
     let argv: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
-    format!("type = \"command\"\ncommand = [{}]\n{extra}", argv.join(", "))
+    format!(
+        "type = \"command\"\ncommand = [{}]\n{extra}",
+        argv.join(", ")
+    )
 }
 
 /// The state letter of a process (`R`, `S`, `Z`...), or `None` once it is
@@ -40,7 +42,10 @@ fn process_state(pid: u32) -> Option<char> {
 
 /// Numbers after `key=` in `text`.
 fn number_after(text: &str, key: &str) -> u32 {
-    let start = text.find(key).unwrap_or_else(|| panic!("{key} not in {text:?}")) + key.len();
+    let start = text
+        .find(key)
+        .unwrap_or_else(|| panic!("{key} not in {text:?}"))
+        + key.len();
     text[start..]
         .chars()
         .take_while(char::is_ascii_digit)
@@ -65,7 +70,10 @@ async fn command_streams_stdout_before_it_exits_and_gets_the_turn_as_json() {
         "agent.sh",
         "input=$(cat)\nprintf 'pid=%s\\n' \"$$\"\nwhile [ ! -e \"$1\" ]; do sleep 0.01; done\nprintf '%s' \"$input\"",
     );
-    let config = command_config(&[&program, &go.to_string_lossy()], "systemPrompt = \"Agent prompt\"");
+    let config = command_config(
+        &[&program, &go.to_string_lossy()],
+        "systemPrompt = \"Agent prompt\"",
+    );
     let request = rich_request(dir.path());
     let (mut rx, task) = spawn_turn(agent(&config), request.clone(), CancellationToken::new());
 
@@ -74,7 +82,10 @@ async fn command_streams_stdout_before_it_exits_and_gets_the_turn_as_json() {
     #[cfg(target_os = "linux")]
     {
         let pid = number_after(&first, "pid=");
-        assert!(matches!(process_state(pid), Some(s) if s != 'Z'), "the program should still run");
+        assert!(
+            matches!(process_state(pid), Some(s) if s != 'Z'),
+            "the program should still run"
+        );
     }
     std::fs::write(&go, "").unwrap();
     let mut rest = String::new();
@@ -96,11 +107,17 @@ async fn command_gets_env_cwd_and_relative_program_from_the_config() {
         "agent.sh",
         "cat >/dev/null\nprintf '%s|%s|%s' \"$(pwd)\" \"$MY_VAR\" \"$LARKGATE_SESSION_ID\"",
     );
-    let config = command_config(&["./agent.sh"], "cwd = \"work\"\nenv = { MY_VAR = \"from config\" }");
+    let config = command_config(
+        &["./agent.sh"],
+        "cwd = \"work\"\nenv = { MY_VAR = \"from config\" }",
+    );
     let (events, result) = run(&*agent_in(&config, dir.path()), text_request("hi")).await;
     result.unwrap();
     let work = dir.path().join("work").canonicalize().unwrap();
-    assert_eq!(text_of(&events), format!("{}|from config|s-1", work.display()));
+    assert_eq!(
+        text_of(&events),
+        format!("{}|from config|s-1", work.display())
+    );
 }
 
 #[tokio::test]
@@ -111,12 +128,20 @@ async fn command_failure_is_exit_with_the_stderr_tail() {
         "fail.sh",
         "cat >/dev/null\nprintf 'partial answer'\nfor l in a b c d e f g h; do echo \"err-$l\" >&2; done\nexit 3",
     );
-    let (events, result) = run(&*agent(&command_config(&[&program], "")), text_request("hi")).await;
+    let (events, result) = run(
+        &*agent(&command_config(&[&program], "")),
+        text_request("hi"),
+    )
+    .await;
     assert_eq!(text_of(&events), "partial answer");
     let err = result.unwrap_err();
     assert_eq!(err.kind, AgentErrorKind::Exit);
     assert!(err.message.contains("exited with status 3"), "{err}");
-    assert!(err.message.ends_with("err-d | err-e | err-f | err-g | err-h"), "{err}");
+    assert!(
+        err.message
+            .ends_with("err-d | err-e | err-f | err-g | err-h"),
+        "{err}"
+    );
     assert!(!err.message.contains("err-c"), "{err}");
 }
 
@@ -137,7 +162,11 @@ async fn missing_program_is_a_config_error() {
     let (_, result) = run(&*agent(&config), text_request("hi")).await;
     let err = result.unwrap_err();
     assert_eq!(err.kind, AgentErrorKind::Config);
-    assert!(err.message.contains("cannot start `/nonexistent/agent-program`"), "{err}");
+    assert!(
+        err.message
+            .contains("cannot start `/nonexistent/agent-program`"),
+        "{err}"
+    );
 }
 
 /// Starts `body` (which prints `pid=<shell> child=<background sleep>` first),
@@ -150,11 +179,19 @@ async fn start_and_stop(
     let dir = tempfile::tempdir().unwrap();
     let program = script(dir.path(), "slow.sh", body);
     let cancel = CancellationToken::new();
-    let (mut rx, task) = spawn_turn(agent(&command_config(&[&program], extra)), text_request("hi"), cancel.clone());
+    let (mut rx, task) = spawn_turn(
+        agent(&command_config(&[&program], extra)),
+        text_request("hi"),
+        cancel.clone(),
+    );
     let first = delta(next_event(&mut rx).await);
     stop(&cancel);
     let result = finish(task).await;
-    (number_after(&first, "pid="), number_after(&first, "child="), result)
+    (
+        number_after(&first, "pid="),
+        number_after(&first, "child="),
+        result,
+    )
 }
 
 const SLEEPER: &str = "sleep 1000 &\nprintf 'pid=%s child=%s\\n' \"$$\" \"$!\"\nwait";
@@ -165,9 +202,16 @@ async fn command_cancel_kills_the_process_group_and_reaps_it() {
     assert_eq!(result.unwrap_err().kind, AgentErrorKind::Cancelled);
     #[cfg(target_os = "linux")]
     {
-        assert_eq!(process_state(pid), None, "the program is gone, not a zombie");
+        assert_eq!(
+            process_state(pid),
+            None,
+            "the program is gone, not a zombie"
+        );
         // The grandchild was killed too; its new parent may not have reaped it yet.
-        assert!(matches!(process_state(child), None | Some('Z')), "the background sleep was killed");
+        assert!(
+            matches!(process_state(child), None | Some('Z')),
+            "the background sleep was killed"
+        );
     }
     let _ = (pid, child);
 }
@@ -205,7 +249,9 @@ async fn dropping_a_running_turn_kills_the_program() {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
         };
-        tokio::time::timeout(HANG_GUARD, dead).await.expect("the process survived");
+        tokio::time::timeout(HANG_GUARD, dead)
+            .await
+            .expect("the process survived");
     }
 }
 
@@ -222,7 +268,10 @@ echo ''
 echo '{"type":"media","path":"chart.png"}'
 printf '{"type":"usage","input_tokens":4,"output_tokens":9}'"#,
     );
-    let config = command_config(&[&program], &format!("output = \"jsonl\"\ncwd = {:?}", dir.path()));
+    let config = command_config(
+        &[&program],
+        &format!("output = \"jsonl\"\ncwd = {:?}", dir.path()),
+    );
     let (events, result) = run(&*agent(&config), text_request("hi")).await;
     result.unwrap();
     assert_eq!(text_of(&events), "Here is the chart.");
@@ -245,7 +294,11 @@ printf '{"type":"usage","input_tokens":4,"output_tokens":9}'"#,
     );
 
     let bad = script(dir.path(), "bad.sh", "cat >/dev/null\necho 'not json'");
-    let (_, result) = run(&*agent(&command_config(&[&bad], "output = \"jsonl\"")), text_request("hi")).await;
+    let (_, result) = run(
+        &*agent(&command_config(&[&bad], "output = \"jsonl\"")),
+        text_request("hi"),
+    )
+    .await;
     let err = result.unwrap_err();
     assert_eq!(err.kind, AgentErrorKind::Protocol);
     assert!(err.message.contains("not json"), "{err}");
@@ -299,7 +352,11 @@ async fn echo_long_and_table_produce_markdown() {
     let (events, result) = run(&*agent(ECHO), text_request("echo-long 20")).await;
     result.unwrap();
     let long = text_of(&events);
-    assert!(long.len() >= 20 * 1024 && long.len() < 21 * 1024, "{}", long.len());
+    assert!(
+        long.len() >= 20 * 1024 && long.len() < 21 * 1024,
+        "{}",
+        long.len()
+    );
     assert!(long.contains("```rust\n") && long.contains("\n\n## Part 2"));
     assert!(delta_count(&events) > 10);
 
@@ -329,7 +386,10 @@ async fn echo_slow_can_be_stopped_and_times_out() {
     let (mut rx, task) = spawn_turn(agent(ECHO), text_request("echo-slow 100"), cancel.clone());
     assert_eq!(delta(next_event(&mut rx).await), "chunk 1 of 100\n");
     cancel.cancel();
-    assert_eq!(finish(task).await.unwrap_err().kind, AgentErrorKind::Cancelled);
+    assert_eq!(
+        finish(task).await.unwrap_err().kind,
+        AgentErrorKind::Cancelled
+    );
 
     let config = "type = \"echo\"\ntimeoutSecs = 1";
     let (events, result) = run(&*agent(config), text_request("echo-slow 100")).await;
@@ -341,7 +401,10 @@ async fn echo_slow_can_be_stopped_and_times_out() {
 fn validate_names_the_keys() {
     let check = |toml_text: &str| validate(&toml::from_str::<AgentConfig>(toml_text).unwrap());
     assert_eq!(check("type = \"echo\""), Vec::<String>::new());
-    assert_eq!(check("type = \"openai\""), ["model is required for type openai"]);
+    assert_eq!(
+        check("type = \"openai\""),
+        ["model is required for type openai"]
+    );
     assert_eq!(
         check("type = \"anthropic\"\nmodel = \"m\""),
         ["apiKey, apiKeyEnv or apiKeyFile is required for type anthropic"]
@@ -416,9 +479,14 @@ fn build_resolves_keys_and_reports_config_errors() {
         api_key_env: Some("SET".into()),
         ..base
     };
-    assert_eq!(build("gpt", &ok, dir.path(), &env).unwrap().kind(), "openai");
     assert_eq!(
-        build("e", &AgentConfig::default(), dir.path(), &env).unwrap().kind(),
+        build("gpt", &ok, dir.path(), &env).unwrap().kind(),
+        "openai"
+    );
+    assert_eq!(
+        build("e", &AgentConfig::default(), dir.path(), &env)
+            .unwrap()
+            .kind(),
         "echo"
     );
 }

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::content::{user_content, usable_history, UserContent};
+use super::content::{usable_history, user_content, UserContent};
 use super::transport::{join_url, unreadable, HttpSettings, SseBody};
 use super::turn::Common;
 use super::{Agent, AgentError, AgentErrorKind, AgentEvent, AgentRequest, EventSink, Role};

@@ -19,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 use super::turn::{truncate_chars, Common};
 use super::utf8::Utf8Decoder;
 use super::wire::{CommandLine, TurnInput};
-use super::{Agent, AgentError, AgentErrorKind, AgentEvent, AgentRequest, CommandOutput, EventSink};
+use super::{
+    Agent, AgentError, AgentErrorKind, AgentEvent, AgentRequest, CommandOutput, EventSink,
+};
 
 /// How long stdout is still read after the program exited, in case a
 /// process it left behind holds it open.
@@ -116,9 +118,10 @@ impl CommandAgent {
             })
         });
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            return Err(self
-                .common
-                .error(AgentErrorKind::Config, "the command's output could not be captured"));
+            return Err(self.common.error(
+                AgentErrorKind::Config,
+                "the command's output could not be captured",
+            ));
         };
         Ok(Running {
             pgid: child.id(),
@@ -176,9 +179,10 @@ impl CommandAgent {
                     grace_end = Some(Instant::now() + EXIT_GRACE);
                 }
                 Step::Exited(Err(e)) => {
-                    return Err(self
-                        .common
-                        .error(AgentErrorKind::Exit, format!("cannot wait for the command: {e}")))
+                    return Err(self.common.error(
+                        AgentErrorKind::Exit,
+                        format!("cannot wait for the command: {e}"),
+                    ))
                 }
             }
         }
@@ -186,7 +190,10 @@ impl CommandAgent {
             .finish(&self.media_base)
             .map_err(|why| self.common.error(AgentErrorKind::Protocol, why))?;
         self.send_all(events, cancel, out).await?;
-        status.ok_or_else(|| self.common.error(AgentErrorKind::Exit, "the command's status is unknown"))
+        status.ok_or_else(|| {
+            self.common
+                .error(AgentErrorKind::Exit, "the command's status is unknown")
+        })
     }
 
     /// Sends events, giving up if the turn is cancelled meanwhile.
@@ -333,7 +340,9 @@ impl OutputReader {
                         events.extend(parse_line(line, base)?);
                         line.clear();
                     } else if line.len() > JSONL_LINE_LIMIT {
-                        return Err(format!("an output line is longer than {JSONL_LINE_LIMIT} bytes"));
+                        return Err(format!(
+                            "an output line is longer than {JSONL_LINE_LIMIT} bytes"
+                        ));
                     }
                 }
                 Ok(events)
@@ -395,7 +404,11 @@ impl StderrTail {
     /// The last few non-empty lines, joined with ` | `.
     fn message(&self) -> Option<String> {
         let text = String::from_utf8_lossy(&self.bytes);
-        let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
         if lines.is_empty() {
             return None;
         }
@@ -417,15 +430,23 @@ mod tests {
         let mut events = reader.push(b"{\"type\":\"text\",\"te", base).unwrap();
         assert!(events.is_empty());
         events = reader
-            .push(b"xt\":\"a\"}\n\n{\"type\":\"media\",\"path\":\"x.png\"}", base)
+            .push(
+                b"xt\":\"a\"}\n\n{\"type\":\"media\",\"path\":\"x.png\"}",
+                base,
+            )
             .unwrap();
         assert_eq!(events, [AgentEvent::Delta("a".into())]);
         events = reader.finish(base).unwrap();
         let AgentEvent::Media(media) = &events[0] else {
             panic!("expected media, got {events:?}");
         };
-        assert_eq!((media.kind, media.source.as_str()), (AttachmentKind::Image, "/w/x.png"));
-        assert!(OutputReader::new(CommandOutput::Jsonl).push(b"oops\n", base).is_err());
+        assert_eq!(
+            (media.kind, media.source.as_str()),
+            (AttachmentKind::Image, "/w/x.png")
+        );
+        assert!(OutputReader::new(CommandOutput::Jsonl)
+            .push(b"oops\n", base)
+            .is_err());
     }
 
     #[test]

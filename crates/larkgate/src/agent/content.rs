@@ -57,14 +57,20 @@ pub(crate) async fn user_content(
     let mut inline_budget = TOTAL_INLINE_LIMIT;
     for attachment in &request.attachments {
         match attachment.kind {
-            AttachmentKind::Image if vision => match read_image(&attachment.path, image_limit).await {
-                Ok(image) => images.push(image),
-                Err(why) => notes.push(format!("[image {}: {why}]", attachment.name)),
-            },
-            AttachmentKind::Image => notes.push(format!("[the user sent an image: {}]", attachment.name)),
+            AttachmentKind::Image if vision => {
+                match read_image(&attachment.path, image_limit).await {
+                    Ok(image) => images.push(image),
+                    Err(why) => notes.push(format!("[image {}: {why}]", attachment.name)),
+                }
+            }
+            AttachmentKind::Image => {
+                notes.push(format!("[the user sent an image: {}]", attachment.name))
+            }
             AttachmentKind::File => notes.push(file_note(attachment, &mut inline_budget).await),
             AttachmentKind::Audio => notes.push(audio_note(attachment)),
-            AttachmentKind::Video => notes.push(format!("[the user sent a video: {}]", attachment.name)),
+            AttachmentKind::Video => {
+                notes.push(format!("[the user sent a video: {}]", attachment.name))
+            }
         }
     }
     let mut text = request.text.clone();
@@ -129,7 +135,12 @@ async fn file_note(attachment: &Attachment, budget: &mut usize) -> String {
     }
     note.push_str(&fence);
     if !complete {
-        let _ = write!(note, "\n[file {} cut after {} bytes]", attachment.name, bytes.len());
+        let _ = write!(
+            note,
+            "\n[file {} cut after {} bytes]",
+            attachment.name,
+            bytes.len()
+        );
     }
     note
 }
@@ -139,18 +150,32 @@ async fn file_note(attachment: &Attachment, budget: &mut usize) -> String {
 fn as_text(bytes: &[u8], complete: bool, mime: Option<&str>) -> Option<String> {
     let declared = mime.is_some_and(|m| {
         m.starts_with("text/")
-            || ["json", "xml", "yaml", "toml", "javascript", "csv", "markdown"]
-                .iter()
-                .any(|t| m.contains(t))
+            || [
+                "json",
+                "xml",
+                "yaml",
+                "toml",
+                "javascript",
+                "csv",
+                "markdown",
+            ]
+            .iter()
+            .any(|t| m.contains(t))
     });
     let valid = match std::str::from_utf8(bytes) {
         Ok(_) => true,
         Err(e) => !complete && e.error_len().is_none(),
     };
     let binary_mime = mime.is_some_and(|m| {
-        ["image/", "audio/", "video/", "application/pdf", "application/zip"]
-            .iter()
-            .any(|p| m.starts_with(p))
+        [
+            "image/",
+            "audio/",
+            "video/",
+            "application/pdf",
+            "application/zip",
+        ]
+        .iter()
+        .any(|p| m.starts_with(p))
     });
     let looks_text = valid && !bytes.contains(&0) && !binary_mime;
     (declared || looks_text).then(|| String::from_utf8_lossy(bytes).into_owned())
@@ -189,7 +214,8 @@ async fn read_image(path: &Path, limit: u64) -> Result<ImagePart, String> {
     let bytes = tokio::fs::read(path)
         .await
         .map_err(|_| "could not be read".to_string())?;
-    let media_type = image_type(&bytes).ok_or_else(|| "not a PNG, JPEG, GIF or WebP image".to_string())?;
+    let media_type =
+        image_type(&bytes).ok_or_else(|| "not a PNG, JPEG, GIF or WebP image".to_string())?;
     Ok(ImagePart {
         media_type,
         base64: base64::engine::general_purpose::STANDARD.encode(&bytes),
@@ -236,7 +262,12 @@ mod tests {
             text: "look".into(),
             attachments: vec![
                 attachment(AttachmentKind::File, &notes, "notes.md", None),
-                attachment(AttachmentKind::File, &blob, "x.bin", Some("application/x-thing")),
+                attachment(
+                    AttachmentKind::File,
+                    &blob,
+                    "x.bin",
+                    Some("application/x-thing"),
+                ),
             ],
             ..AgentRequest::default()
         };
@@ -254,11 +285,18 @@ mod tests {
         let big = dir.path().join("big.txt");
         std::fs::write(&big, "a".repeat(FILE_INLINE_LIMIT + 10)).unwrap();
         let request = AgentRequest {
-            attachments: vec![attachment(AttachmentKind::File, &big, "big.txt", Some("text/plain"))],
+            attachments: vec![attachment(
+                AttachmentKind::File,
+                &big,
+                "big.txt",
+                Some("text/plain"),
+            )],
             ..AgentRequest::default()
         };
         let content = user_content(&request, true, 1 << 20).await;
-        assert!(content.text.ends_with(&format!("[file big.txt cut after {FILE_INLINE_LIMIT} bytes]")));
+        assert!(content.text.ends_with(&format!(
+            "[file big.txt cut after {FILE_INLINE_LIMIT} bytes]"
+        )));
         assert!(content.text.len() < FILE_INLINE_LIMIT + 100);
     }
 
@@ -273,42 +311,62 @@ mod tests {
             attachments: vec![
                 attachment(AttachmentKind::Image, &png, "a.png", None),
                 attachment(AttachmentKind::Image, &fake, "b.png", None),
-                attachment(AttachmentKind::Image, &dir.path().join("gone.png"), "gone.png", None),
+                attachment(
+                    AttachmentKind::Image,
+                    &dir.path().join("gone.png"),
+                    "gone.png",
+                    None,
+                ),
             ],
             ..AgentRequest::default()
         };
         let content = user_content(&request, true, 1 << 20).await;
         assert_eq!(content.images.len(), 1);
         assert_eq!(content.images[0].media_type, "image/png");
-        assert!(content.images[0].data_url().starts_with("data:image/png;base64,iVBORw0KGg"));
+        assert!(content.images[0]
+            .data_url()
+            .starts_with("data:image/png;base64,iVBORw0KGg"));
         assert_eq!(
             content.text,
             "[image b.png: not a PNG, JPEG, GIF or WebP image]\n\n[image gone.png: could not be read]"
         );
         let no_vision = user_content(&request, false, 1 << 20).await;
         assert!(no_vision.images.is_empty());
-        assert!(no_vision.text.starts_with("[the user sent an image: a.png]"));
+        assert!(no_vision
+            .text
+            .starts_with("[the user sent an image: a.png]"));
         let too_small = user_content(&request, true, 4).await;
         assert!(too_small.text.starts_with("[image a.png: too large"));
     }
 
     #[tokio::test]
     async fn voice_transcripts_and_empty_messages() {
-        let mut voice = attachment(AttachmentKind::Audio, Path::new("/nonexistent"), "v.opus", None);
+        let mut voice = attachment(
+            AttachmentKind::Audio,
+            Path::new("/nonexistent"),
+            "v.opus",
+            None,
+        );
         voice.transcript = Some("hello there".into());
         let request = AgentRequest {
             attachments: vec![voice],
             ..AgentRequest::default()
         };
         let content = user_content(&request, true, 1).await;
-        assert_eq!(content.text, "[the user sent a voice message: v.opus]\nTranscript: hello there");
+        assert_eq!(
+            content.text,
+            "[the user sent a voice message: v.opus]\nTranscript: hello there"
+        );
         let empty = user_content(&AgentRequest::default(), true, 1).await;
         assert_eq!(empty.text, EMPTY_TEXT);
     }
 
     #[test]
     fn history_drops_empty_and_leading_assistant_turns() {
-        let turn = |role, text: &str| HistoryTurn { role, text: text.into() };
+        let turn = |role, text: &str| HistoryTurn {
+            role,
+            text: text.into(),
+        };
         let history = [
             turn(Role::Assistant, "welcome"),
             turn(Role::User, "hi"),
@@ -317,6 +375,9 @@ mod tests {
         ];
         let texts = |v: Vec<&HistoryTurn>| v.iter().map(|t| t.text.clone()).collect::<Vec<_>>();
         assert_eq!(texts(usable_history(&history, true)), ["hi", "hello"]);
-        assert_eq!(texts(usable_history(&history, false)), ["welcome", "hi", "hello"]);
+        assert_eq!(
+            texts(usable_history(&history, false)),
+            ["welcome", "hi", "hello"]
+        );
     }
 }

@@ -83,11 +83,14 @@ impl EchoAgent {
             Some(Magic::Image) => ("Here is an image.".to_string(), self.chunk_delay),
             None => (echo_text(&request), self.chunk_delay),
         };
-        self.stream(split_chunks(&text, MAX_CHUNKS), delay, out).await?;
+        self.stream(split_chunks(&text, MAX_CHUNKS), delay, out)
+            .await?;
         if magic == Some(Magic::Image) {
             let path = write_png().await.map_err(|e| {
-                self.common
-                    .error(AgentErrorKind::Unavailable, format!("echo-image: cannot write the image: {e}"))
+                self.common.error(
+                    AgentErrorKind::Unavailable,
+                    format!("echo-image: cannot write the image: {e}"),
+                )
             })?;
             let media = OutboundMedia {
                 kind: AttachmentKind::Image,
@@ -100,7 +103,12 @@ impl EchoAgent {
     }
 
     /// Sends `chunks` with `delay` between them.
-    async fn stream(&self, chunks: Vec<String>, delay: Duration, out: &EventSink) -> Result<(), AgentError> {
+    async fn stream(
+        &self,
+        chunks: Vec<String>,
+        delay: Duration,
+        out: &EventSink,
+    ) -> Result<(), AgentError> {
         for (i, chunk) in chunks.into_iter().enumerate() {
             if i > 0 && !delay.is_zero() {
                 tokio::time::sleep(delay).await;
@@ -267,10 +275,19 @@ mod tests {
     fn magic_inputs_parse() {
         assert_eq!(parse_magic("echo-slow 3"), Some(Magic::Slow(3)));
         assert_eq!(parse_magic("/echo-slow"), Some(Magic::Slow(10)));
-        assert_eq!(parse_magic("echo-long 99999"), Some(Magic::Long(MAX_LONG_KB)));
+        assert_eq!(
+            parse_magic("echo-long 99999"),
+            Some(Magic::Long(MAX_LONG_KB))
+        );
         assert_eq!(parse_magic(" echo-table 2 "), Some(Magic::Table(2)));
-        assert_eq!(parse_magic("echo-fail"), Some(Magic::Fail(AgentErrorKind::Unavailable)));
-        assert_eq!(parse_magic("echo-fail auth"), Some(Magic::Fail(AgentErrorKind::Auth)));
+        assert_eq!(
+            parse_magic("echo-fail"),
+            Some(Magic::Fail(AgentErrorKind::Unavailable))
+        );
+        assert_eq!(
+            parse_magic("echo-fail auth"),
+            Some(Magic::Fail(AgentErrorKind::Auth))
+        );
         assert_eq!(parse_magic("echo-image"), Some(Magic::Image));
         assert_eq!(parse_magic("echo-slow many"), None);
         assert_eq!(parse_magic("echo-fail nonsense"), None);
@@ -282,7 +299,10 @@ mod tests {
     fn chunks_concatenate_to_the_text() {
         let text = "  one two\nthree  four 你好 five ";
         let chunks = split_chunks(text, 50);
-        assert_eq!(chunks, ["  one ", "two\n", "three  ", "four ", "你好 ", "five "]);
+        assert_eq!(
+            chunks,
+            ["  one ", "two\n", "three  ", "four ", "你好 ", "five "]
+        );
         let few = split_chunks(text, 2);
         assert_eq!(few.len(), 2);
         assert_eq!(few.concat(), text);
@@ -292,7 +312,11 @@ mod tests {
     #[test]
     fn long_markdown_has_the_asked_size_and_closed_fences() {
         let text = long_markdown(10 * 1024);
-        assert!(text.len() >= 10 * 1024 && text.len() < 11 * 1024, "{}", text.len());
+        assert!(
+            text.len() >= 10 * 1024 && text.len() < 11 * 1024,
+            "{}",
+            text.len()
+        );
         assert_eq!(text.matches("```").count() % 2, 0);
     }
 }

@@ -74,7 +74,10 @@ pub fn build(
             })
         }
         AgentType::Anthropic => {
-            let base = cfg.base_url.as_deref().unwrap_or(anthropic::DEFAULT_BASE_URL);
+            let base = cfg
+                .base_url
+                .as_deref()
+                .unwrap_or(anthropic::DEFAULT_BASE_URL);
             if key.is_none() {
                 return Err(common.error(
                     AgentErrorKind::Config,
@@ -135,7 +138,11 @@ fn resolve_key(
         key.expose().trim().to_string()
     } else if let Some(var) = &cfg.api_key_env {
         env(var)
-            .ok_or_else(|| config_error(format!("apiKeyEnv: the environment variable {var} is not set")))?
+            .ok_or_else(|| {
+                config_error(format!(
+                    "apiKeyEnv: the environment variable {var} is not set"
+                ))
+            })?
             .trim()
             .to_string()
     } else if let Some(file) = &cfg.api_key_file {
@@ -183,7 +190,8 @@ fn check_required(cfg: &AgentConfig, kind: &str, problems: &mut Vec<String>) {
             .and_then(|c| c.first())
             .is_none_or(|p| p.trim().is_empty())
     {
-        problems.push("command is required for type command (the program, then its arguments)".into());
+        problems
+            .push("command is required for type command (the program, then its arguments)".into());
     }
     let key_sources = [
         cfg.api_key.is_some(),
@@ -212,10 +220,18 @@ fn check_values(cfg: &AgentConfig, problems: &mut Vec<String>) {
             problems.push("proxy must be an http://, https://, socks5:// or socks5h:// URL".into());
         }
     }
-    if cfg.api_key.as_ref().is_some_and(|k| k.expose().trim().is_empty()) {
+    if cfg
+        .api_key
+        .as_ref()
+        .is_some_and(|k| k.expose().trim().is_empty())
+    {
         problems.push("apiKey is empty".into());
     }
-    if cfg.api_key_env.as_deref().is_some_and(|v| v.trim().is_empty()) {
+    if cfg
+        .api_key_env
+        .as_deref()
+        .is_some_and(|v| v.trim().is_empty())
+    {
         problems.push("apiKeyEnv is empty (it names an environment variable)".into());
     }
     if let Some(t) = cfg.temperature {
@@ -241,7 +257,9 @@ fn check_values(cfg: &AgentConfig, problems: &mut Vec<String>) {
         if HeaderName::from_bytes(name.as_bytes()).is_err() {
             problems.push(format!("headers: `{name}` is not a valid header name"));
         } else if HeaderValue::from_str(value).is_err() {
-            problems.push(format!("headers: the value of `{name}` is not a valid header value"));
+            problems.push(format!(
+                "headers: the value of `{name}` is not a valid header value"
+            ));
         }
     }
     for name in cfg.env.iter().flatten().map(|(k, _)| k) {

@@ -41,9 +41,8 @@ impl HttpAgent {
             Some(AnswerFormat::Sse) => self.read_stream(response, out).await,
             Some(AnswerFormat::Json) => {
                 let body = self.read_body(response).await?;
-                let answer: HttpAnswer = serde_json::from_slice(&body).map_err(|e| {
-                    unreadable(&self.common, &String::from_utf8_lossy(&body), &e)
-                })?;
+                let answer: HttpAnswer = serde_json::from_slice(&body)
+                    .map_err(|e| unreadable(&self.common, &String::from_utf8_lossy(&body), &e))?;
                 self.common.emit_text(out, answer.text).await?;
                 for media in &answer.media {
                     self.emit_media(out, media).await?;

@@ -393,10 +393,7 @@ mod tests {
         parser.feed(b"data: 12");
         assert_eq!(parser.next_event(), Ok(None));
         parser.feed(b"345");
-        assert_eq!(
-            parser.next_event(),
-            Err(SseError::LineTooLong { limit: 8 })
-        );
+        assert_eq!(parser.next_event(), Err(SseError::LineTooLong { limit: 8 }));
     }
 
     #[test]

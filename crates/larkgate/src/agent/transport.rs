@@ -149,7 +149,10 @@ impl HttpSettings {
         } else {
             "request failed:"
         };
-        common.error(AgentErrorKind::Unavailable, format!("{what} {host}: {cause}"))
+        common.error(
+            AgentErrorKind::Unavailable,
+            format!("{what} {host}: {cause}"),
+        )
     }
 
     fn key_value(&self) -> Option<HeaderValue> {
@@ -228,7 +231,11 @@ pub(crate) fn root_cause(e: &reqwest::Error) -> String {
 }
 
 /// The error for an HTTP status the backend answered with.
-pub(crate) fn status_error(common: &Common, status: StatusCode, message: Option<&str>) -> AgentError {
+pub(crate) fn status_error(
+    common: &Common,
+    status: StatusCode,
+    message: Option<&str>,
+) -> AgentError {
     let kind = match status.as_u16() {
         401 | 403 => AgentErrorKind::Auth,
         429 => AgentErrorKind::RateLimited,
@@ -324,7 +331,8 @@ impl SseBody {
             } else {
                 self.parser.next_event()
             };
-            let event = parsed.map_err(|e| common.error(AgentErrorKind::Protocol, e.to_string()))?;
+            let event =
+                parsed.map_err(|e| common.error(AgentErrorKind::Protocol, e.to_string()))?;
             if event.is_some() || self.ended {
                 return Ok(event);
             }
@@ -359,7 +367,11 @@ pub(crate) fn unreadable(common: &Common, data: &str, e: &serde_json::Error) -> 
 
 /// Joins `base` (trailing `/` ignored) and `path`.
 pub(crate) fn join_url(base: &str, path: &str) -> String {
-    format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
 }
 
 #[cfg(test)]
@@ -369,16 +381,32 @@ mod tests {
     #[test]
     fn finds_the_message_in_common_error_bodies() {
         let cases: [(&str, Option<&str>); 7] = [
-            (r#"{"error":{"message":"Incorrect API key","type":"x"}}"#, Some("Incorrect API key")),
-            (r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#, Some("Overloaded")),
-            (r#"{"error":"model 'x' not found"}"#, Some("model 'x' not found")),
+            (
+                r#"{"error":{"message":"Incorrect API key","type":"x"}}"#,
+                Some("Incorrect API key"),
+            ),
+            (
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+                Some("Overloaded"),
+            ),
+            (
+                r#"{"error":"model 'x' not found"}"#,
+                Some("model 'x' not found"),
+            ),
             (r#"{"detail":"Not Found"}"#, Some("Not Found")),
-            ("upstream connect error\nmore", Some("upstream connect error")),
+            (
+                "upstream connect error\nmore",
+                Some("upstream connect error"),
+            ),
             ("<html><body>502</body></html>", None),
             ("  ", None),
         ];
         for (body, expected) in cases {
-            assert_eq!(short_message(body.as_bytes()).as_deref(), expected, "{body}");
+            assert_eq!(
+                short_message(body.as_bytes()).as_deref(),
+                expected,
+                "{body}"
+            );
         }
     }
 
@@ -396,9 +424,8 @@ mod tests {
             system_prompt: None,
             turn_timeout: Duration::from_secs(1),
         };
-        let kind = |code: u16| {
-            status_error(&common, StatusCode::from_u16(code).unwrap(), None).kind
-        };
+        let kind =
+            |code: u16| status_error(&common, StatusCode::from_u16(code).unwrap(), None).kind;
         assert_eq!(kind(401), AgentErrorKind::Auth);
         assert_eq!(kind(403), AgentErrorKind::Auth);
         assert_eq!(kind(429), AgentErrorKind::RateLimited);
@@ -414,6 +441,9 @@ mod tests {
     fn host_never_includes_path_or_query() {
         assert_eq!(host_of("https://api.x.com/v1/chat?key=s3cret"), "api.x.com");
         assert_eq!(host_of("http://127.0.0.1:8080/a"), "127.0.0.1:8080");
-        assert_eq!(join_url("https://a/v1/", "/chat/completions"), "https://a/v1/chat/completions");
+        assert_eq!(
+            join_url("https://a/v1/", "/chat/completions"),
+            "https://a/v1/chat/completions"
+        );
     }
 }

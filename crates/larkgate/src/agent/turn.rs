@@ -56,7 +56,11 @@ impl Common {
 
     /// Runs `turn` until it ends, `cancel` fires (the future is dropped, which
     /// closes its connections) or the whole-turn timeout passes.
-    pub(crate) async fn guard<F>(&self, cancel: &CancellationToken, turn: F) -> Result<(), AgentError>
+    pub(crate) async fn guard<F>(
+        &self,
+        cancel: &CancellationToken,
+        turn: F,
+    ) -> Result<(), AgentError>
     where
         F: Future<Output = Result<(), AgentError>>,
     {

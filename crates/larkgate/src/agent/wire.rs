@@ -103,7 +103,9 @@ impl MediaSpec {
             (None, Some(url), _) if url.starts_with("http://") || url.starts_with("https://") => {
                 url.clone()
             }
-            (None, Some(_), _) => return Err("media url must start with http:// or https://".into()),
+            (None, Some(_), _) => {
+                return Err("media url must start with http:// or https://".into())
+            }
             (None, None, _) => return Err("media needs a path or a url".into()),
         };
         let kind = self.kind.unwrap_or_else(|| guess_kind(&source));
@@ -216,7 +218,8 @@ mod tests {
 
     #[test]
     fn command_lines_parse() {
-        let line: CommandLine = serde_json::from_str(r#"{"type":"media","path":"a.png","name":"A"}"#).unwrap();
+        let line: CommandLine =
+            serde_json::from_str(r#"{"type":"media","path":"a.png","name":"A"}"#).unwrap();
         assert_eq!(
             line,
             CommandLine::Media(MediaSpec {

@@ -235,7 +235,9 @@ pub async fn next_event(rx: &mut mpsc::Receiver<AgentEvent>) -> Option<AgentEven
 }
 
 /// The result of a spawned turn, within the hang guard.
-pub async fn finish(task: tokio::task::JoinHandle<Result<(), AgentError>>) -> Result<(), AgentError> {
+pub async fn finish(
+    task: tokio::task::JoinHandle<Result<(), AgentError>>,
+) -> Result<(), AgentError> {
     tokio::time::timeout(HANG_GUARD, task)
         .await
         .expect("the turn did not end")

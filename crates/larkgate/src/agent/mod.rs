@@ -3,6 +3,10 @@
 //! Every backend implements [`Agent`]: it receives an [`AgentRequest`] and a
 //! cancellation token, and sends [`AgentEvent`]s (text deltas, media, usage)
 //! into a channel until the turn is complete, then returns.
+//!
+//! Backends are built from an `agents.<name>` entry with [`build`] and
+//! checked with [`validate`]; `docs/AGENTS.md` describes each one and the JSON
+//! exchanged with `command` and `http` agents ([`wire`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,6 +17,21 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::secret::Secret;
+
+mod anthropic;
+mod command;
+mod content;
+mod echo;
+mod factory;
+mod http;
+mod openai;
+pub mod sse;
+mod transport;
+mod turn;
+mod utf8;
+pub mod wire;
+
+pub use factory::{build, validate};
 
 /// Who said a past turn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +77,9 @@ pub struct Attachment {
     pub name: String,
     /// MIME type, when known.
     pub mime: Option<String>,
+    /// What a voice message says, when a transcript is available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<String>,
 }
 
 /// One turn's input.
@@ -228,4 +250,25 @@ pub struct AgentConfig {
     pub vision: Option<bool>,
     /// Outbound media URLs the agent may ask us to fetch must start with one of these.
     pub media_url_allowlist: Option<Vec<String>>,
+    /// Seconds allowed to connect and receive the response headers
+    /// (openai, anthropic, http; default 30).
+    pub connect_timeout_secs: Option<u64>,
+    /// Proxy URL (`http://`, `https://`, `socks5://`) for openai, anthropic
+    /// and http agents. Without it no proxy is used, whatever the environment says.
+    pub proxy: Option<String>,
+    /// How a command agent's stdout is read (default `text`).
+    pub output: Option<CommandOutput>,
+    /// Milliseconds between the echo agent's chunks (default 20).
+    pub chunk_delay_ms: Option<u64>,
+}
+
+/// How a `command` agent's stdout is read (`output`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommandOutput {
+    /// Raw text, streamed into the reply as it is written.
+    #[default]
+    Text,
+    /// One JSON object per line ([`wire::CommandLine`]).
+    Jsonl,
 }

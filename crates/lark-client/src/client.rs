@@ -394,16 +394,18 @@ impl Client {
             }
             let wait = match err.class() {
                 ErrorClass::RateLimited(_) => {
+                    // Every caller of this bucket waits until the reset,
+                    // this one only if the wait is acceptable.
                     let wait = err.retry_after().unwrap_or_else(|| self.backoff(attempt));
-                    if wait > policy.max_rate_limit_wait {
-                        return Err(err);
-                    }
                     let scope = if err.code() == Some(99991400) || err.status() == Some(429) {
                         Scope::Route
                     } else {
                         Scope::Target
                     };
                     self.inner.limiter.block(&bucket, scope, wait);
+                    if wait > policy.max_rate_limit_wait {
+                        return Err(err);
+                    }
                     Duration::ZERO
                 }
                 ErrorClass::Retryable => self.backoff(attempt),

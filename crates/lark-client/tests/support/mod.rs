@@ -541,3 +541,66 @@ async fn proxy_one(mut client: TcpStream, log: Arc<Mutex<Vec<String>>>) -> std::
     }
     Ok(())
 }
+
+// ---- a tiny SOCKS5 proxy (no auth, CONNECT only) ----
+
+/// A recording loopback SOCKS5 proxy.
+#[derive(Clone)]
+pub struct Socks5 {
+    pub url: String,
+    /// `host:port` targets requested.
+    pub seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Socks5 {
+    pub async fn start() -> Socks5 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("socks5h://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let _ = socks5_one(client, log).await;
+                });
+            }
+        });
+        Socks5 { url, seen }
+    }
+
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+async fn socks5_one(mut client: TcpStream, log: Arc<Mutex<Vec<String>>>) -> std::io::Result<()> {
+    let mut greeting = [0u8; 2];
+    client.read_exact(&mut greeting).await?;
+    let mut methods = vec![0u8; usize::from(greeting[1])];
+    client.read_exact(&mut methods).await?;
+    client.write_all(&[5, 0]).await?;
+    let mut head = [0u8; 4];
+    client.read_exact(&mut head).await?;
+    let host = match head[3] {
+        1 => {
+            let mut a = [0u8; 4];
+            client.read_exact(&mut a).await?;
+            std::net::Ipv4Addr::from(a).to_string()
+        }
+        3 => {
+            let len = client.read_u8().await?;
+            let mut name = vec![0u8; usize::from(len)];
+            client.read_exact(&mut name).await?;
+            String::from_utf8_lossy(&name).to_string()
+        }
+        _ => return Err(std::io::Error::other("address type")),
+    };
+    let port = client.read_u16().await?;
+    let target = format!("{host}:{port}");
+    log.lock().unwrap().push(target.clone());
+    let mut upstream = TcpStream::connect(target).await?;
+    client.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
+    tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+    Ok(())
+}

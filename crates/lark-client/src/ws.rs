@@ -303,11 +303,10 @@ impl Runner {
     }
 
     async fn connect(&mut self) -> Result<Connection, Error> {
-        let (url, config) = self.discover().await?;
+        let (raw_url, config) = self.discover().await?;
         self.config = config;
-        let service = service_id(&url);
         let timeout = self.client.timeout();
-        let socket = tokio::time::timeout(timeout, self.dial(&url))
+        let (socket, service) = tokio::time::timeout(timeout, self.dial(&raw_url))
             .await
             .map_err(|_| {
                 retryable(
@@ -319,14 +318,14 @@ impl Runner {
     }
 
     /// `POST {domain}/callback/ws/endpoint`.
-    async fn discover(&self) -> Result<(Url, ClientConfig), Error> {
+    async fn discover(&self) -> Result<(String, ClientConfig), Error> {
         let result = self.discover_once().await;
         self.client
             .record(DISCOVERY_ROUTE, result.as_ref().map(|_| ()));
         result
     }
 
-    async fn discover_once(&self) -> Result<(Url, ClientConfig), Error> {
+    async fn discover_once(&self) -> Result<(String, ClientConfig), Error> {
         #[derive(Deserialize)]
         struct Answer {
             #[serde(default)]
@@ -378,21 +377,24 @@ impl Runner {
         let endpoint = answer
             .data
             .ok_or_else(|| retryable(None, "discovery answer without data".into()))?;
-        let url = Url::parse(&endpoint.url).map_err(|e| Error::Ws {
-            code: None,
-            msg: format!("discovery URL {:?}: {e}", endpoint.url),
-            failure: Failure::Retryable,
-        })?;
-        Ok((url, endpoint.client_config.unwrap_or_default()))
+        if endpoint.url.is_empty() {
+            return Err(retryable(None, "discovery answer without URL".into()));
+        }
+        Ok((endpoint.url, endpoint.client_config.unwrap_or_default()))
     }
 
-    /// TCP (direct or through the proxy), then the WebSocket handshake.
-    async fn dial(&self, url: &Url) -> Result<Socket, Error> {
+    /// TCP (direct or through the proxy), then the WebSocket handshake on
+    /// the discovery URL exactly as given. Returns the socket and the
+    /// `service_id` from the URL.
+    async fn dial(&self, raw_url: &str) -> Result<(Socket, i32), Error> {
         let fatal = |msg: String| Error::Ws {
             code: None,
             msg,
             failure: Failure::Fatal,
         };
+        let url =
+            Url::parse(raw_url).map_err(|e| retryable(None, format!("WebSocket URL: {e}")))?;
+        let url = &url;
         if !matches!(url.scheme(), "ws" | "wss") {
             return Err(fatal(format!("WebSocket URL scheme {:?}", url.scheme())));
         }
@@ -407,8 +409,8 @@ impl Runner {
             .await
             .map_err(|e| retryable(None, format!("connect {host}:{port}: {e}")))?;
         let _ = tcp.set_nodelay(true);
-        match tokio_tungstenite::client_async_tls_with_config(url.as_str(), tcp, None, None).await {
-            Ok((socket, _)) => Ok(socket),
+        match tokio_tungstenite::client_async_tls_with_config(raw_url, tcp, None, None).await {
+            Ok((socket, _)) => Ok((socket, service_id(url))),
             Err(tungstenite::Error::Http(resp)) => Err(handshake_error(&resp)),
             Err(e) => Err(retryable(None, format!("WebSocket handshake: {e}"))),
         }

@@ -626,3 +626,23 @@ async fn tenant_token_is_cached() {
         fake.requests_to("POST", "/open-apis/auth/v3/tenant_access_token/internal")[0].json();
     assert_eq!(body, json!({"app_id": "cli_test", "app_secret": "secret"}));
 }
+
+#[tokio::test]
+async fn an_exhausted_window_makes_the_next_caller_wait() {
+    let fake = Fake::start().await;
+    let path = "/open-apis/im/v1/messages/om_1/reactions";
+    fake.on(
+        "POST",
+        path,
+        vec![Reply::ok(json!({"reaction_id": "r1"}))
+            .header("x-ogw-ratelimit-limit", "50")
+            .header("x-ogw-ratelimit-remaining", "0")
+            .header("x-ogw-ratelimit-reset", "1")],
+    );
+    let c = client(&fake);
+    c.add_reaction("om_1", "OK").await.unwrap();
+    c.add_reaction("om_1", "OK").await.unwrap();
+    let reqs = fake.requests_to("POST", path);
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs[1].at.duration_since(reqs[0].at) >= Duration::from_millis(990));
+}

@@ -4,13 +4,19 @@
 //! platform hands out a fresh 2-hour token from then on). Concurrent callers
 //! share one refresh: the cache is behind an async mutex held across the fetch.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use crate::response::{check_envelope, Meta};
+use crate::stats::Stats;
 use crate::{Domain, Error};
+
+/// The route template under which token fetches are counted.
+pub const TOKEN_ROUTE: &str = "POST /auth/v3/tenant_access_token/internal";
 
 /// Refresh when less than this is left.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(30 * 60);
@@ -28,6 +34,7 @@ pub struct TokenCache {
     app_id: String,
     app_secret: String,
     cached: Mutex<Option<Cached>>,
+    stats: Option<Arc<Stats>>,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -42,9 +49,6 @@ impl std::fmt::Debug for TokenCache {
 
 #[derive(Deserialize)]
 struct TokenResponse {
-    code: i64,
-    #[serde(default)]
-    msg: String,
     #[serde(default)]
     tenant_access_token: String,
     #[serde(default)]
@@ -65,7 +69,14 @@ impl TokenCache {
             app_id: app_id.to_string(),
             app_secret: app_secret.to_string(),
             cached: Mutex::new(None),
+            stats: None,
         }
+    }
+
+    /// Counts token fetches in the client's endpoint statistics.
+    pub(crate) fn with_stats(mut self, stats: Arc<Stats>) -> TokenCache {
+        self.stats = Some(stats);
+        self
     }
 
     /// A valid token, fetched when none is cached or the cached one is near expiry.
@@ -91,6 +102,14 @@ impl TokenCache {
     }
 
     async fn fetch(&self) -> Result<Cached, Error> {
+        let result = self.fetch_once().await;
+        if let Some(stats) = &self.stats {
+            stats.record(TOKEN_ROUTE, result.as_ref().map(|_| ()));
+        }
+        result
+    }
+
+    async fn fetch_once(&self) -> Result<Cached, Error> {
         let resp = self
             .http
             .post(
@@ -100,19 +119,23 @@ impl TokenCache {
             .json(&serde_json::json!({"app_id": self.app_id, "app_secret": self.app_secret}))
             .send()
             .await?;
-        let status = resp.status().as_u16();
-        let body: TokenResponse = resp.json().await?;
-        if body.code != 0 || body.tenant_access_token.is_empty() {
-            return Err(Error::Api {
-                code: body.code,
-                msg: body.msg,
-                status,
+        let meta = Meta::new(resp.status().as_u16(), resp.headers());
+        let body = resp.bytes().await?;
+        let value = check_envelope(&meta, &body, TOKEN_ROUTE)?;
+        let parsed: TokenResponse = serde_json::from_value(value).map_err(|e| Error::Decode {
+            endpoint: TOKEN_ROUTE,
+            detail: e.to_string(),
+        })?;
+        if parsed.tenant_access_token.is_empty() {
+            return Err(Error::Decode {
+                endpoint: TOKEN_ROUTE,
+                detail: "no tenant_access_token".into(),
             });
         }
         Ok(Cached {
-            token: body.tenant_access_token,
+            token: parsed.tenant_access_token,
             fetched_at: Instant::now(),
-            lifetime: Duration::from_secs(body.expire),
+            lifetime: Duration::from_secs(parsed.expire),
         })
     }
 }

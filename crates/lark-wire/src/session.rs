@@ -98,6 +98,7 @@ pub struct Session {
     next_ping: Instant,
     last_frame: Instant,
     fragments: Reassembler,
+    ping_override: Option<Duration>,
 }
 
 impl Session {
@@ -109,7 +110,15 @@ impl Session {
             next_ping: now,
             last_frame: now,
             fragments: Reassembler::new(Duration::from_secs(10), 16 * 1024 * 1024),
+            ping_override: None,
         }
+    }
+
+    /// Pins the ping interval (and so the watchdog, two intervals) to
+    /// `interval` whatever the server's `PingInterval` says; `None` follows
+    /// the server again. For operators and tests.
+    pub fn set_ping_interval_override(&mut self, interval: Option<Duration>) {
+        self.ping_override = interval.filter(|i| !i.is_zero());
     }
 
     /// Current timers.
@@ -122,8 +131,10 @@ impl Session {
         self.next_ping.min(self.watchdog_deadline())
     }
 
-    fn ping_interval(&self) -> Duration {
-        Duration::from_secs(self.config.ping_interval.max(1))
+    /// The ping interval in force (the override, else the server's).
+    pub fn ping_interval(&self) -> Duration {
+        self.ping_override
+            .unwrap_or(Duration::from_secs(self.config.ping_interval.max(1)))
     }
 
     fn watchdog_deadline(&self) -> Instant {
@@ -262,6 +273,25 @@ mod tests {
         assert_eq!(
             s.tick(t0 + Duration::from_secs(10)),
             vec![Action::Send(Frame::ping(7))]
+        );
+    }
+
+    #[test]
+    fn ping_override_survives_pong_config() {
+        let t0 = Instant::now();
+        let mut s = Session::new(7, ClientConfig::default(), t0);
+        s.set_ping_interval_override(Some(Duration::from_millis(200)));
+        s.tick(t0);
+        let cfg = br#"{"PingInterval":10}"#;
+        s.on_bytes(&Frame::pong(7, Some(cfg.to_vec())).to_bytes(), t0);
+        assert_eq!(s.ping_interval(), Duration::from_millis(200));
+        assert_eq!(
+            s.tick(t0 + Duration::from_millis(200)),
+            vec![Action::Send(Frame::ping(7))]
+        );
+        assert_eq!(
+            s.tick(t0 + Duration::from_millis(400)),
+            vec![Action::Reconnect]
         );
     }
 

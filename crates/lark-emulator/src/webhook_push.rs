@@ -98,7 +98,7 @@ impl Core {
 
     /// Sets (or clears) an app's webhook; with `verify`, first POSTs the
     /// `url_verification` challenge and requires the echo.
-    pub async fn set_webhook(&self, app_id: &str, webhook: Option<WebhookConfig>) -> Result<(), Error> {
+    pub async fn set_webhook(self: &Arc<Self>, app_id: &str, webhook: Option<WebhookConfig>) -> Result<(), Error> {
         let token = {
             let mut st = self.lock();
             let app = st.app_mut(app_id)?;
@@ -127,6 +127,8 @@ impl Core {
         }
         let mut st = self.lock();
         st.app_mut(app_id)?.webhook = webhook;
+        // Events that waited for a receiver go out now.
+        self.flush_backlog(&mut st, app_id);
         Ok(())
     }
 }

@@ -35,12 +35,19 @@ pub fn parse_card(data: &str) -> Result<Value, ApiError> {
     if data.len() > RICH_LIMIT {
         return Err(ApiError::bad(200860, "card content exceeds 30 KB"));
     }
-    let card: Value = serde_json::from_str(data).map_err(|e| ApiError::bad(200220, format!("failed to generate card content: {e}")))?;
+    let card: Value = serde_json::from_str(data)
+        .map_err(|e| ApiError::bad(200220, format!("failed to generate card content: {e}")))?;
     if !card.is_object() {
-        return Err(ApiError::bad(200220, "failed to generate card content: not an object"));
+        return Err(ApiError::bad(
+            200220,
+            "failed to generate card content: not an object",
+        ));
     }
     if card.get("schema").and_then(Value::as_str) != Some("2.0") {
-        return Err(ApiError::bad(300303, "only card JSON 2.0 (schema \"2.0\") is supported"));
+        return Err(ApiError::bad(
+            300303,
+            "only card JSON 2.0 (schema \"2.0\") is supported",
+        ));
     }
     check_structure(&card)?;
     Ok(card)
@@ -68,7 +75,10 @@ fn check_structure(card: &Value) -> Result<(), ApiError> {
         })?;
     }
     if count > MAX_ELEMENTS {
-        return Err(ApiError::bad(300305, format!("the card has {count} components, more than {MAX_ELEMENTS}")));
+        return Err(ApiError::bad(
+            300305,
+            format!("the card has {count} components, more than {MAX_ELEMENTS}"),
+        ));
     }
     if card.to_string().len() > RICH_LIMIT {
         return Err(ApiError::bad(200860, "card content exceeds 30 KB"));
@@ -85,11 +95,18 @@ fn valid_element_id(id: &str) -> bool {
 /// Calls `f` on every component under `v`: objects with a `tag` that sit in
 /// an array (`elements`, `columns`, …); text objects such as a button's
 /// `text` are not components.
-fn walk_elements(v: &Value, f: &mut dyn FnMut(&Value) -> Result<(), ApiError>) -> Result<(), ApiError> {
+fn walk_elements(
+    v: &Value,
+    f: &mut dyn FnMut(&Value) -> Result<(), ApiError>,
+) -> Result<(), ApiError> {
     walk(v, false, f)
 }
 
-fn walk(v: &Value, in_array: bool, f: &mut dyn FnMut(&Value) -> Result<(), ApiError>) -> Result<(), ApiError> {
+fn walk(
+    v: &Value,
+    in_array: bool,
+    f: &mut dyn FnMut(&Value) -> Result<(), ApiError>,
+) -> Result<(), ApiError> {
     match v {
         Value::Object(map) => {
             if in_array && map.contains_key("tag") {
@@ -193,7 +210,9 @@ fn set_streaming(card: &mut Value, on: bool) {
 impl CardEntity {
     /// Closes streaming mode if it has been on for `after`; true if it did.
     pub fn auto_close(&mut self, now: Instant, after: std::time::Duration) -> bool {
-        if streaming_flag(&self.card) && now.saturating_duration_since(self.streaming_since) >= after {
+        if streaming_flag(&self.card)
+            && now.saturating_duration_since(self.streaming_since) >= after
+        {
             set_streaming(&mut self.card, false);
             self.auto_closed = true;
             return true;
@@ -226,17 +245,23 @@ impl State {
 
 /// Settings object `{config, card_link}` merged into the card.
 fn merge_settings(card: &mut Value, settings: &Value) -> Result<(), ApiError> {
-    let obj = settings.as_object().ok_or_else(|| param("settings must be a JSON object"))?;
+    let obj = settings
+        .as_object()
+        .ok_or_else(|| param("settings must be a JSON object"))?;
     for key in obj.keys() {
         if key != "config" && key != "card_link" {
-            return Err(param(format!("unknown settings key {key:?}; use {{\"config\":{{…}}}}")));
+            return Err(param(format!(
+                "unknown settings key {key:?}; use {{\"config\":{{…}}}}"
+            )));
         }
     }
     let Some(target) = card.as_object_mut() else {
         return Err(ApiError::bad(300122, "card is not an object"));
     };
     if let Some(config) = obj.get("config") {
-        let config = config.as_object().ok_or_else(|| param("config must be an object"))?;
+        let config = config
+            .as_object()
+            .ok_or_else(|| param("config must be an object"))?;
         let entry = target.entry("config").or_insert_with(|| json!({}));
         let Some(existing) = entry.as_object_mut() else {
             return Err(ApiError::bad(300122, "card config is not an object"));
@@ -251,7 +276,12 @@ fn merge_settings(card: &mut Value, settings: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn add_elements(card: &mut Value, kind: &str, target: Option<&str>, elements: Vec<Value>) -> Result<(), ApiError> {
+fn add_elements(
+    card: &mut Value,
+    kind: &str,
+    target: Option<&str>,
+    elements: Vec<Value>,
+) -> Result<(), ApiError> {
     let fail = |why: &str| ApiError::bad(300315, format!("failed to add elements: {why}"));
     match kind {
         "append" => {
@@ -265,11 +295,14 @@ fn add_elements(card: &mut Value, kind: &str, target: Option<&str>, elements: Ve
                 .ok_or_else(|| fail("body is not an object"))?
                 .entry("elements")
                 .or_insert_with(|| json!([]));
-            list.as_array_mut().ok_or_else(|| fail("body.elements is not an array"))?.extend(elements);
+            list.as_array_mut()
+                .ok_or_else(|| fail("body.elements is not an array"))?
+                .extend(elements);
         }
         "insert_before" | "insert_after" => {
             let target = target.ok_or_else(|| fail("target_element_id is required"))?;
-            let (list, idx) = parent_of(card, target).ok_or_else(|| fail(&format!("not find elementID {target}")))?;
+            let (list, idx) = parent_of(card, target)
+                .ok_or_else(|| fail(&format!("not find elementID {target}")))?;
             let at = if kind == "insert_after" { idx + 1 } else { idx };
             for (i, el) in elements.into_iter().enumerate() {
                 list.insert(at + i, el);
@@ -282,19 +315,36 @@ fn add_elements(card: &mut Value, kind: &str, target: Option<&str>, elements: Ve
 
 fn delete_elements(card: &mut Value, ids: &[String]) -> Result<(), ApiError> {
     for id in ids {
-        let (list, idx) = parent_of(card, id).ok_or_else(|| ApiError::bad(300314, format!("failed to delete element: not find elementID {id}")))?;
+        let (list, idx) = parent_of(card, id).ok_or_else(|| {
+            ApiError::bad(
+                300314,
+                format!("failed to delete element: not find elementID {id}"),
+            )
+        })?;
         list.remove(idx);
     }
     Ok(())
 }
 
 fn partial_update(card: &mut Value, id: &str, partial: &Value) -> Result<(), ApiError> {
-    let partial = partial.as_object().ok_or_else(|| param("partial_element must be an object"))?;
-    let el = element_mut(card, id).ok_or_else(|| ApiError::bad(300313, format!("failed to update element: not find elementID {id}")))?;
-    let obj = el.as_object_mut().ok_or_else(|| ApiError::bad(300313, "element is not an object"))?;
+    let partial = partial
+        .as_object()
+        .ok_or_else(|| param("partial_element must be an object"))?;
+    let el = element_mut(card, id).ok_or_else(|| {
+        ApiError::bad(
+            300313,
+            format!("failed to update element: not find elementID {id}"),
+        )
+    })?;
+    let obj = el
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad(300313, "element is not an object"))?;
     if let Some(tag) = partial.get("tag") {
         if obj.get("tag") != Some(tag) {
-            return Err(ApiError::bad(300312, "the tag of an element cannot be changed"));
+            return Err(ApiError::bad(
+                300312,
+                "the tag of an element cannot be changed",
+            ));
         }
     }
     for (k, v) in partial {
@@ -307,7 +357,12 @@ fn replace_element(card: &mut Value, id: &str, element: Value) -> Result<(), Api
     if !element.is_object() {
         return Err(param("element must be an object"));
     }
-    let el = element_mut(card, id).ok_or_else(|| ApiError::bad(300121, format!("failed to replace element: not find elementID {id}")))?;
+    let el = element_mut(card, id).ok_or_else(|| {
+        ApiError::bad(
+            300121,
+            format!("failed to replace element: not find elementID {id}"),
+        )
+    })?;
     *el = element;
     Ok(())
 }
@@ -315,7 +370,9 @@ fn replace_element(card: &mut Value, id: &str, element: Value) -> Result<(), Api
 /// Parses a JSON string field (`"elements": "<json>"`) or accepts a value.
 fn json_field(v: Option<&Value>, name: &str) -> Result<Value, ApiError> {
     match v {
-        Some(Value::String(s)) => serde_json::from_str(s).map_err(|e| param(format!("{name} is not valid JSON: {e}"))),
+        Some(Value::String(s)) => {
+            serde_json::from_str(s).map_err(|e| param(format!("{name} is not valid JSON: {e}")))
+        }
         Some(other) => Ok(other.clone()),
         None => Err(param(format!("{name} is required"))),
     }
@@ -324,20 +381,41 @@ fn json_field(v: Option<&Value>, name: &str) -> Result<Value, ApiError> {
 fn apply_action(card: &mut Value, action: &Value) -> Result<(), ApiError> {
     let name = action.get("action").and_then(Value::as_str).unwrap_or("");
     let empty = Map::new();
-    let params = action.get("params").and_then(Value::as_object).unwrap_or(&empty);
+    let params = action
+        .get("params")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let s = |k: &str| params.get(k).and_then(Value::as_str);
     match name {
-        "partial_update_setting" => merge_settings(card, params.get("settings").ok_or_else(|| param("settings is required"))?),
+        "partial_update_setting" => merge_settings(
+            card,
+            params
+                .get("settings")
+                .ok_or_else(|| param("settings is required"))?,
+        ),
         "add_elements" => {
             let elements = json_field(params.get("elements"), "elements")?;
-            let list = elements.as_array().cloned().ok_or_else(|| param("elements must be an array"))?;
-            add_elements(card, s("type").unwrap_or("append"), s("target_element_id"), list)
+            let list = elements
+                .as_array()
+                .cloned()
+                .ok_or_else(|| param("elements must be an array"))?;
+            add_elements(
+                card,
+                s("type").unwrap_or("append"),
+                s("target_element_id"),
+                list,
+            )
         }
         "delete_elements" => {
             let ids: Vec<String> = params
                 .get("element_ids")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
                 .ok_or_else(|| param("element_ids is required"))?;
             delete_elements(card, &ids)
         }
@@ -376,7 +454,11 @@ impl Core {
         let body: Value = parse_body(body)?;
         match body.get("type").and_then(Value::as_str) {
             Some("card_json") => {}
-            Some("template") => return Err(param("template cards are not supported by the emulator; use card_json")),
+            Some("template") => {
+                return Err(param(
+                    "template cards are not supported by the emulator; use card_json",
+                ))
+            }
             _ => return Err(param("type must be card_json")),
         }
         let data = body.get("data").and_then(Value::as_str).unwrap_or("");
@@ -410,7 +492,10 @@ impl Core {
         let m: Mutation = parse_body(body)?;
         let now = Instant::now();
         let mut st = self.lock();
-        let entity = st.cards.get_mut(card_id).ok_or_else(|| ApiError::bad(200740, "card entity does not exist"))?;
+        let entity = st
+            .cards
+            .get_mut(card_id)
+            .ok_or_else(|| ApiError::bad(200740, "card entity does not exist"))?;
         if entity.app_id != app_id {
             return Err(ApiError::bad(300311, "no permission on this card entity"));
         }
@@ -424,13 +509,23 @@ impl Core {
         if sequence <= entity.last_sequence || sequence > i64::from(i32::MAX) {
             return Err(ApiError::bad(
                 300317,
-                format!("sequence number compare failed: {sequence} is not greater than {}", entity.last_sequence),
+                format!(
+                    "sequence number compare failed: {sequence} is not greater than {}",
+                    entity.last_sequence
+                ),
             ));
         }
-        ratelimit::take(&mut entity.bucket, self.cfg.per_card_rate, now)
-            .map_err(|_| ApiError::bad(230020, "This card triggers the frequency limit (10 operations per second)."))?;
+        ratelimit::take(&mut entity.bucket, self.cfg.per_card_rate, now).map_err(|_| {
+            ApiError::bad(
+                230020,
+                "This card triggers the frequency limit (10 operations per second).",
+            )
+        })?;
         let was_streaming = entity.streaming();
-        let ctx = OpContext { streaming: was_streaming, auto_closed: entity.auto_closed };
+        let ctx = OpContext {
+            streaming: was_streaming,
+            auto_closed: entity.auto_closed,
+        };
         let mut card = entity.card.clone();
         op(&mut card, &m.rest, &ctx)?;
         check_structure(&card)?;
@@ -447,7 +542,10 @@ impl Core {
         if let Some(uuid) = m.uuid.filter(|u| !u.is_empty()) {
             entity.uuids.insert(uuid);
         }
-        let chat = entity.message_id.clone().and_then(|mid| st.messages.get(&mid).map(|m| m.chat_id.clone()));
+        let chat = entity
+            .message_id
+            .clone()
+            .and_then(|mid| st.messages.get(&mid).map(|m| m.chat_id.clone()));
         if let Some(chat) = chat {
             bump_card_chat(&mut st, &chat);
         }
@@ -456,12 +554,18 @@ impl Core {
 
     fn card_id_convert(&self, app_id: &str, body: &[u8]) -> ApiResult {
         let body: Value = parse_body(body)?;
-        let message_id = body.get("message_id").and_then(Value::as_str).ok_or_else(|| param("message_id is required"))?;
+        let message_id = body
+            .get("message_id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| param("message_id is required"))?;
         let mut st = self.lock();
         let msg = st
             .messages
             .get(message_id)
-            .filter(|m| m.sender == crate::state::Actor::Bot(app_id.to_string()) && m.msg_type == "interactive")
+            .filter(|m| {
+                m.sender == crate::state::Actor::Bot(app_id.to_string())
+                    && m.msg_type == "interactive"
+            })
             .ok_or_else(|| param("message_id is not a card message of this app"))?;
         if let Some(card_id) = &msg.card_id {
             return Ok(json!({ "card_id": card_id }));
@@ -492,24 +596,38 @@ fn bump_card_chat(st: &mut State, chat_id: &str) {
     st.bump(chat_id);
 }
 
-fn content_op(element_id: &str) -> impl FnOnce(&mut Value, &Map<String, Value>, &OpContext) -> Result<(), ApiError> + '_ {
+fn content_op(
+    element_id: &str,
+) -> impl FnOnce(&mut Value, &Map<String, Value>, &OpContext) -> Result<(), ApiError> + '_ {
     move |card, rest, ctx| {
         if !ctx.streaming {
             return Err(if ctx.auto_closed {
-                ApiError::bad(200850, "streaming mode was closed by timeout; enable it again through settings")
+                ApiError::bad(
+                    200850,
+                    "streaming mode was closed by timeout; enable it again through settings",
+                )
             } else {
                 ApiError::bad(300309, "streaming mode is closed")
             });
         }
-        let text = rest.get("content").and_then(Value::as_str).ok_or_else(|| param("content is required"))?;
+        let text = rest
+            .get("content")
+            .and_then(Value::as_str)
+            .ok_or_else(|| param("content is required"))?;
         let chars = text.chars().count();
         if chars == 0 || chars > 100_000 {
             return Err(param("content must be 1 to 100000 characters"));
         }
-        let el = element_mut(card, element_id).ok_or_else(|| ApiError::bad(300310, format!("element {element_id} does not exist")))?;
+        let el = element_mut(card, element_id)
+            .ok_or_else(|| ApiError::bad(300310, format!("element {element_id} does not exist")))?;
         match el.get("tag").and_then(Value::as_str) {
             Some("markdown") | Some("plain_text") => {}
-            _ => return Err(ApiError::bad(300310, "the element is not a markdown or plain_text element")),
+            _ => {
+                return Err(ApiError::bad(
+                    300310,
+                    "the element is not a markdown or plain_text element",
+                ))
+            }
         }
         el["content"] = Value::String(text.to_string());
         Ok(())
@@ -519,17 +637,31 @@ fn content_op(element_id: &str) -> impl FnOnce(&mut Value, &Map<String, Value>, 
 type Core_ = AxState<Arc<Core>>;
 
 /// `POST /open-apis/cardkit/v1/cards`.
-pub async fn create(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, body: Bytes) -> Response {
+pub async fn create(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    body: Bytes,
+) -> Response {
     reply(core.card_create(&ctx.0, &body))
 }
 
 /// `PUT /open-apis/cardkit/v1/cards/{card_id}/elements/{element_id}/content`.
-pub async fn stream_content(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, Path((card_id, element_id)): Path<(String, String)>, body: Bytes) -> Response {
+pub async fn stream_content(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    Path((card_id, element_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
     reply(core.card_mutate(&ctx.0, &card_id, &body, content_op(&element_id)))
 }
 
 /// `PATCH /open-apis/cardkit/v1/cards/{card_id}/settings`.
-pub async fn settings(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, Path(card_id): Path<String>, body: Bytes) -> Response {
+pub async fn settings(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    Path(card_id): Path<String>,
+    body: Bytes,
+) -> Response {
     reply(core.card_mutate(&ctx.0, &card_id, &body, |card, rest, _| {
         let settings = json_field(rest.get("settings"), "settings")?;
         merge_settings(card, &settings)
@@ -537,7 +669,12 @@ pub async fn settings(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, P
 }
 
 /// `PUT /open-apis/cardkit/v1/cards/{card_id}` (full update).
-pub async fn update(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, Path(card_id): Path<String>, body: Bytes) -> Response {
+pub async fn update(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    Path(card_id): Path<String>,
+    body: Bytes,
+) -> Response {
     reply(core.card_mutate(&ctx.0, &card_id, &body, |card, rest, _| {
         let new = rest.get("card").ok_or_else(|| param("card is required"))?;
         if new.get("type").and_then(Value::as_str) != Some("card_json") {
@@ -549,10 +686,17 @@ pub async fn update(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, Pat
 }
 
 /// `POST /open-apis/cardkit/v1/cards/{card_id}/batch_update`.
-pub async fn batch_update(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, Path(card_id): Path<String>, body: Bytes) -> Response {
+pub async fn batch_update(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    Path(card_id): Path<String>,
+    body: Bytes,
+) -> Response {
     reply(core.card_mutate(&ctx.0, &card_id, &body, |card, rest, _| {
         let actions = json_field(rest.get("actions"), "actions")?;
-        let actions = actions.as_array().ok_or_else(|| param("actions must be an array"))?;
+        let actions = actions
+            .as_array()
+            .ok_or_else(|| param("actions must be an array"))?;
         if actions.is_empty() {
             return Err(param("actions must not be empty"));
         }
@@ -561,37 +705,83 @@ pub async fn batch_update(AxState(core): Core_, Extension(ctx): Extension<AppCtx
 }
 
 /// `POST /open-apis/cardkit/v1/cards/{card_id}/elements`.
-pub async fn add(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, Path(card_id): Path<String>, body: Bytes) -> Response {
+pub async fn add(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    Path(card_id): Path<String>,
+    body: Bytes,
+) -> Response {
     reply(core.card_mutate(&ctx.0, &card_id, &body, |card, rest, _| {
         let elements = json_field(rest.get("elements"), "elements")?;
-        let list = elements.as_array().cloned().ok_or_else(|| param("elements must be an array"))?;
+        let list = elements
+            .as_array()
+            .cloned()
+            .ok_or_else(|| param("elements must be an array"))?;
         let kind = rest.get("type").and_then(Value::as_str).unwrap_or("append");
-        add_elements(card, kind, rest.get("target_element_id").and_then(Value::as_str), list)
+        add_elements(
+            card,
+            kind,
+            rest.get("target_element_id").and_then(Value::as_str),
+            list,
+        )
     }))
 }
 
 /// `PUT /open-apis/cardkit/v1/cards/{card_id}/elements/{element_id}`.
-pub async fn replace(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, Path((card_id, element_id)): Path<(String, String)>, body: Bytes) -> Response {
+pub async fn replace(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    Path((card_id, element_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
     reply(core.card_mutate(&ctx.0, &card_id, &body, |card, rest, _| {
-        replace_element(card, &element_id, json_field(rest.get("element"), "element")?)
+        replace_element(
+            card,
+            &element_id,
+            json_field(rest.get("element"), "element")?,
+        )
     }))
 }
 
 /// `PATCH /open-apis/cardkit/v1/cards/{card_id}/elements/{element_id}`.
-pub async fn patch_element(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, Path((card_id, element_id)): Path<(String, String)>, body: Bytes) -> Response {
+pub async fn patch_element(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    Path((card_id, element_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
     reply(core.card_mutate(&ctx.0, &card_id, &body, |card, rest, _| {
-        partial_update(card, &element_id, &json_field(rest.get("partial_element"), "partial_element")?)
+        partial_update(
+            card,
+            &element_id,
+            &json_field(rest.get("partial_element"), "partial_element")?,
+        )
     }))
 }
 
 /// `DELETE /open-apis/cardkit/v1/cards/{card_id}/elements/{element_id}`.
-pub async fn delete_element(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, Path((card_id, element_id)): Path<(String, String)>, body: Bytes) -> Response {
-    let body = if body.is_empty() { Bytes::from_static(b"{}") } else { body };
-    reply(core.card_mutate(&ctx.0, &card_id, &body, |card, _, _| delete_elements(card, &[element_id])))
+pub async fn delete_element(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    Path((card_id, element_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let body = if body.is_empty() {
+        Bytes::from_static(b"{}")
+    } else {
+        body
+    };
+    reply(core.card_mutate(&ctx.0, &card_id, &body, |card, _, _| {
+        delete_elements(card, &[element_id])
+    }))
 }
 
 /// `POST /open-apis/cardkit/v1/cards/id_convert`.
-pub async fn id_convert(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, body: Bytes) -> Response {
+pub async fn id_convert(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    body: Bytes,
+) -> Response {
     reply(core.card_id_convert(&ctx.0, &body))
 }
 
@@ -624,13 +814,36 @@ mod tests {
     #[test]
     fn element_operations_reach_nested_elements() {
         let mut c = card();
-        add_elements(&mut c, "insert_after", Some("inner"), vec![json!({"tag": "hr", "element_id": "hr_1"})]).unwrap();
-        assert_eq!(c.pointer("/body/elements/1/columns/0/elements/1/element_id"), Some(&json!("hr_1")));
+        add_elements(
+            &mut c,
+            "insert_after",
+            Some("inner"),
+            vec![json!({"tag": "hr", "element_id": "hr_1"})],
+        )
+        .unwrap();
+        assert_eq!(
+            c.pointer("/body/elements/1/columns/0/elements/1/element_id"),
+            Some(&json!("hr_1"))
+        );
         partial_update(&mut c, "inner", &json!({"content": "z"})).unwrap();
-        assert_eq!(c.pointer("/body/elements/1/columns/0/elements/0/content"), Some(&json!("z")));
-        assert_eq!(partial_update(&mut c, "inner", &json!({"tag": "div"})).unwrap_err().code, 300312);
+        assert_eq!(
+            c.pointer("/body/elements/1/columns/0/elements/0/content"),
+            Some(&json!("z"))
+        );
+        assert_eq!(
+            partial_update(&mut c, "inner", &json!({"tag": "div"}))
+                .unwrap_err()
+                .code,
+            300312
+        );
         delete_elements(&mut c, &["md_1".into()]).unwrap();
-        assert_eq!(c.pointer("/body/elements/0/tag"), Some(&json!("column_set")));
-        assert_eq!(delete_elements(&mut c, &["md_1".into()]).unwrap_err().code, 300314);
+        assert_eq!(
+            c.pointer("/body/elements/0/tag"),
+            Some(&json!("column_set"))
+        );
+        assert_eq!(
+            delete_elements(&mut c, &["md_1".into()]).unwrap_err().code,
+            300314
+        );
     }
 }

@@ -10,11 +10,13 @@ const USAGE: &str = "usage: lark-emulator [--port P] [--app-id ID --app-secret S
                      [--app-rate-limit N] [--no-chat-rate-limit]";
 
 fn value<'a>(it: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<&'a String, String> {
-    it.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+    it.next()
+        .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
 }
 
 fn number<T: std::str::FromStr>(s: &str, flag: &str) -> Result<T, String> {
-    s.parse().map_err(|_| format!("{flag}: {s:?} is not a number"))
+    s.parse()
+        .map_err(|_| format!("{flag}: {s:?} is not a number"))
 }
 
 /// Parses command-line flags (without the program name) into a config.
@@ -27,9 +29,15 @@ pub fn parse_args(args: &[String]) -> Result<EmulatorConfig, String> {
             "--app-id" => cfg.app_id = value(&mut it, flag)?.clone(),
             "--app-secret" => cfg.app_secret = value(&mut it, flag)?.clone(),
             "--bot-name" => cfg.bot_name = value(&mut it, flag)?.clone(),
-            "--token-ttl" => cfg.token_ttl = Duration::from_secs(number(value(&mut it, flag)?, flag)?),
-            "--redelivery-ms" => cfg.redelivery_after = Duration::from_millis(number(value(&mut it, flag)?, flag)?),
-            "--max-fragment-bytes" => cfg.max_fragment_bytes = Some(number(value(&mut it, flag)?, flag)?),
+            "--token-ttl" => {
+                cfg.token_ttl = Duration::from_secs(number(value(&mut it, flag)?, flag)?)
+            }
+            "--redelivery-ms" => {
+                cfg.redelivery_after = Duration::from_millis(number(value(&mut it, flag)?, flag)?)
+            }
+            "--max-fragment-bytes" => {
+                cfg.max_fragment_bytes = Some(number(value(&mut it, flag)?, flag)?)
+            }
             "--app-rate-limit" => cfg.app_rate_limit = Some(number(value(&mut it, flag)?, flag)?),
             "--no-chat-rate-limit" => cfg.per_chat_rate = None,
             "-h" | "--help" => return Err(USAGE.to_string()),
@@ -71,7 +79,9 @@ pub async fn run_cli(args: Vec<String>) -> Result<(), String> {
     let cfg = parse_args(&args)?;
     let emu = Emulator::start(cfg).await.map_err(|e| e.to_string())?;
     println!("{}", banner(&emu));
-    tokio::signal::ctrl_c().await.map_err(|e| format!("waiting for Ctrl-C: {e}"))?;
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| format!("waiting for Ctrl-C: {e}"))?;
     emu.shutdown().await;
     Ok(())
 }

@@ -42,19 +42,32 @@ pub fn check_size(msg_type: &str, content: &str) -> Result<(), ApiError> {
 
 /// Validates content a bot sends; returns the card entity id when the
 /// content references one.
-pub fn check_send(st: &State, app_id: &str, msg_type: &str, content: &str) -> Result<Option<String>, ApiError> {
+pub fn check_send(
+    st: &State,
+    app_id: &str,
+    msg_type: &str,
+    content: &str,
+) -> Result<Option<String>, ApiError> {
     check_size(msg_type, content)?;
     let value: Value = serde_json::from_str(content)
         .map_err(|_| invalid_content("content must be a JSON string"))?;
     if !value.is_object() {
         return Err(invalid_content("content must encode a JSON object"));
     }
-    let str_field = |key: &str| value.get(key).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let str_field = |key: &str| {
+        value
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
     let resource = |key: &str, kind: ResourceKind| -> Result<(), ApiError> {
         let k = str_field(key).ok_or_else(|| invalid_content(&format!("{key} is required")))?;
         match st.resources.get(k) {
             Some(r) if r.kind == kind => match &r.owner_app {
-                Some(owner) if owner != app_id => Err(ApiError::bad(230017, "The bot is not the owner of the resource.")),
+                Some(owner) if owner != app_id => Err(ApiError::bad(
+                    230017,
+                    "The bot is not the owner of the resource.",
+                )),
                 _ => Ok(()),
             },
             _ => Err(invalid_content(&format!("{key} {k} does not exist"))),
@@ -77,7 +90,8 @@ pub fn check_send(st: &State, app_id: &str, msg_type: &str, content: &str) -> Re
             str_field("file_key").ok_or_else(|| invalid_content("file_key is required"))?;
         }
         "share_chat" => {
-            let chat = str_field("chat_id").ok_or_else(|| invalid_content("chat_id is required"))?;
+            let chat =
+                str_field("chat_id").ok_or_else(|| invalid_content("chat_id is required"))?;
             if !st.chats.contains_key(chat) {
                 return Err(invalid_content("chat_id does not exist"));
             }
@@ -106,7 +120,9 @@ pub fn post_body(value: &Value) -> Option<&Value> {
 }
 
 fn check_post(value: &Value) -> Result<(), ApiError> {
-    let obj = value.as_object().ok_or_else(|| invalid_content("post must be an object"))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| invalid_content("post must be an object"))?;
     if obj.is_empty() {
         return Err(invalid_content("post needs a locale such as zh_cn"));
     }
@@ -114,12 +130,17 @@ fn check_post(value: &Value) -> Result<(), ApiError> {
         let paragraphs = body
             .get("content")
             .and_then(Value::as_array)
-            .ok_or_else(|| invalid_content(&format!("post locale {locale} needs a content array")))?;
+            .ok_or_else(|| {
+                invalid_content(&format!("post locale {locale} needs a content array"))
+            })?;
         for paragraph in paragraphs {
             let nodes = paragraph
                 .as_array()
                 .ok_or_else(|| invalid_content("post paragraphs must be arrays"))?;
-            if nodes.iter().any(|n| n.get("tag").and_then(Value::as_str).is_none()) {
+            if nodes
+                .iter()
+                .any(|n| n.get("tag").and_then(Value::as_str).is_none())
+            {
                 return Err(invalid_content("every post node needs a tag"));
             }
         }
@@ -139,10 +160,16 @@ fn check_card_message(st: &State, app_id: &str, value: &Value) -> Result<Option<
                 .get(card_id)
                 .ok_or_else(|| ApiError::card_failed(200740, "card entity not found"))?;
             if entity.app_id != app_id {
-                return Err(ApiError::card_failed(300311, "no permission on this card entity"));
+                return Err(ApiError::card_failed(
+                    300311,
+                    "no permission on this card entity",
+                ));
             }
             if entity.message_id.is_some() {
-                return Err(ApiError::card_failed(11316, "card entity has already been sent"));
+                return Err(ApiError::card_failed(
+                    11316,
+                    "card entity has already been sent",
+                ));
             }
             check_tables(&entity.card)?;
             Ok(Some(card_id.to_string()))
@@ -250,10 +277,19 @@ pub fn render_post(value: &Value, name_of: &dyn Fn(&str) -> String) -> String {
         return String::new();
     };
     let mut lines = Vec::new();
-    if let Some(title) = body.get("title").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+    if let Some(title) = body
+        .get("title")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+    {
         lines.push(title.to_string());
     }
-    for paragraph in body.get("content").and_then(Value::as_array).into_iter().flatten() {
+    for paragraph in body
+        .get("content")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let mut line = String::new();
         for node in paragraph.as_array().into_iter().flatten() {
             let s = |k: &str| node.get(k).and_then(Value::as_str).unwrap_or("");
@@ -332,7 +368,13 @@ fn collect_card_text(v: &Value, out: &mut Vec<String>) {
 /// What a user sees for a message's content.
 pub fn render(msg_type: &str, content: &str, name_of: &dyn Fn(&str) -> String) -> String {
     let value: Value = serde_json::from_str(content).unwrap_or(Value::Null);
-    let s = |k: &str| value.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let s = |k: &str| {
+        value
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     match msg_type {
         "text" => render_at_tags(&s("text"), name_of),
         "post" => render_post(&value, name_of),
@@ -395,7 +437,10 @@ mod tests {
     fn at_tags_render_as_names() {
         let name_of = |id: &str| format!("N{id}");
         assert_eq!(
-            render_at_tags(r#"hi <at user_id="ou_1">Tom</at> and <at user_id="ou_2"></at>!"#, &name_of),
+            render_at_tags(
+                r#"hi <at user_id="ou_1">Tom</at> and <at user_id="ou_2"></at>!"#,
+                &name_of
+            ),
             "hi @Tom and @Nou_2!"
         );
         assert_eq!(render_at_tags("<at id=all></at> x", &name_of), "@all x");
@@ -411,7 +456,8 @@ mod tests {
         ]}});
         assert_eq!(count_tables(&card), 3);
         assert!(check_tables(&card).is_ok());
-        let more = json!({"body": {"elements": [card["body"]["elements"].clone(), {"tag": "table"}]}});
+        let more =
+            json!({"body": {"elements": [card["body"]["elements"].clone(), {"tag": "table"}]}});
         assert_eq!(check_tables(&more).unwrap_err().code, 230099);
     }
 
@@ -429,6 +475,9 @@ mod tests {
         let post = json!({"zh_cn": {"title": "Title", "content": [
             [{"tag": "text", "text": "a "}, {"tag": "at", "user_id": "ou_1", "user_name": "Tom"}],
             [{"tag": "md", "text": "**b**"}]]}});
-        assert_eq!(render_post(&post, &|s| s.to_string()), "Title\na @Tom\n**b**");
+        assert_eq!(
+            render_post(&post, &|s| s.to_string()),
+            "Title\na @Tom\n**b**"
+        );
     }
 }

@@ -15,8 +15,8 @@ use serde_json::json;
 use crate::content;
 use crate::error::Error;
 use crate::model::{
-    AppInfo, ApproveRegistration, CardPress, ChatList, ChatMessageView, ChatSummary, ChatView, Fault, NewApp, ReactionView, Stats,
-    UserMessage, WebhookConfig,
+    AppInfo, ApproveRegistration, CardPress, ChatList, ChatMessageView, ChatSummary, ChatView,
+    Fault, NewApp, ReactionView, Stats, UserMessage, WebhookConfig,
 };
 use crate::state::{Core, Message, State};
 
@@ -27,9 +27,15 @@ fn view(st: &State, msg: &Message) -> ChatMessageView {
     let name_of = |id: &str| st.user_name(id);
     let card = msg.card_id.as_ref().and_then(|id| st.cards.get(id));
     let (text, content, streaming) = match card {
-        Some(card) => (content::render_card(&card.card), card.card.to_string(), card.streaming()),
+        Some(card) => (
+            content::render_card(&card.card),
+            card.card.to_string(),
+            card.streaming(),
+        ),
         None => (
-            msg.text.clone().unwrap_or_else(|| content::render(&msg.msg_type, &msg.content, &name_of)),
+            msg.text
+                .clone()
+                .unwrap_or_else(|| content::render(&msg.msg_type, &msg.content, &name_of)),
             msg.content.clone(),
             false,
         ),
@@ -64,7 +70,10 @@ impl Core {
     pub fn chat_view(&self, chat_id: &str) -> Result<ChatView, Error> {
         let mut st = self.lock();
         st.auto_close_cards(std::time::Instant::now(), self.cfg.streaming_auto_close);
-        let chat = st.chats.get(chat_id).ok_or_else(|| Error::NotFound(format!("chat {chat_id}")))?;
+        let chat = st
+            .chats
+            .get(chat_id)
+            .ok_or_else(|| Error::NotFound(format!("chat {chat_id}")))?;
         let messages = chat
             .messages
             .iter()
@@ -82,7 +91,12 @@ impl Core {
     }
 
     /// Waits until the chat's version exceeds `after_version` (or `timeout`).
-    pub async fn wait_chat(&self, chat_id: &str, after_version: u64, timeout: Duration) -> Result<ChatView, Error> {
+    pub async fn wait_chat(
+        &self,
+        chat_id: &str,
+        after_version: u64,
+        timeout: Duration,
+    ) -> Result<ChatView, Error> {
         let mut rx = self.lock().version_tx.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -114,7 +128,10 @@ impl Core {
                 message_count: c.messages.len(),
             })
             .collect();
-        ChatList { version: st.version, chats }
+        ChatList {
+            version: st.version,
+            chats,
+        }
     }
 
     /// All apps, default first.
@@ -162,7 +179,8 @@ impl Core {
 }
 
 fn body<T: DeserializeOwned>(json: Result<Json<T>, JsonRejection>) -> Result<T, Error> {
-    json.map(|Json(v)| v).map_err(|e| Error::Invalid(e.body_text()))
+    json.map(|Json(v)| v)
+        .map_err(|e| Error::Invalid(e.body_text()))
 }
 
 fn respond<T: serde::Serialize>(r: Result<T, Error>) -> Response {
@@ -175,12 +193,19 @@ fn respond<T: serde::Serialize>(r: Result<T, Error>) -> Response {
 type Core_ = AxState<Arc<Core>>;
 
 /// `POST /_emulator/messages`.
-pub async fn post_message(AxState(core): Core_, json: Result<Json<UserMessage>, JsonRejection>) -> Response {
+pub async fn post_message(
+    AxState(core): Core_,
+    json: Result<Json<UserMessage>, JsonRejection>,
+) -> Response {
     respond(body(json).and_then(|m| core.send_user_message(m)))
 }
 
 /// `POST /_emulator/cards/{message_id}/action`.
-pub async fn card_action(AxState(core): Core_, Path(message_id): Path<String>, json: Result<Json<CardPress>, JsonRejection>) -> Response {
+pub async fn card_action(
+    AxState(core): Core_,
+    Path(message_id): Path<String>,
+    json: Result<Json<CardPress>, JsonRejection>,
+) -> Response {
     match body(json) {
         Ok(press) => respond(core.press_card_button(&message_id, press).await),
         Err(e) => e.into_response(),
@@ -188,7 +213,11 @@ pub async fn card_action(AxState(core): Core_, Path(message_id): Path<String>, j
 }
 
 /// `GET /_emulator/chats/{chat_id}/messages[?wait_version=N&timeout_ms=T]`.
-pub async fn chat_messages(AxState(core): Core_, Path(chat_id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Response {
+pub async fn chat_messages(
+    AxState(core): Core_,
+    Path(chat_id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let wait = q.get("wait_version").and_then(|v| v.parse::<u64>().ok());
     let timeout = q
         .get("timeout_ms")
@@ -213,26 +242,45 @@ pub async fn apps(AxState(core): Core_) -> Response {
 }
 
 /// `POST /_emulator/apps`.
-pub async fn create_app(AxState(core): Core_, json: Result<Json<NewApp>, JsonRejection>) -> Response {
+pub async fn create_app(
+    AxState(core): Core_,
+    json: Result<Json<NewApp>, JsonRejection>,
+) -> Response {
     respond(body(json).and_then(|req| core.create_app(req)))
 }
 
 /// `PUT /_emulator/apps/{app_id}/webhook` (`null` body or DELETE clears).
-pub async fn set_webhook(AxState(core): Core_, Path(app_id): Path<String>, json: Result<Json<Option<WebhookConfig>>, JsonRejection>) -> Response {
+pub async fn set_webhook(
+    AxState(core): Core_,
+    Path(app_id): Path<String>,
+    json: Result<Json<Option<WebhookConfig>>, JsonRejection>,
+) -> Response {
     match body(json) {
-        Ok(cfg) => respond(core.set_webhook(&app_id, cfg).await.map(|_| json!({"ok": true}))),
+        Ok(cfg) => respond(
+            core.set_webhook(&app_id, cfg)
+                .await
+                .map(|_| json!({"ok": true})),
+        ),
         Err(e) => e.into_response(),
     }
 }
 
 /// `DELETE /_emulator/apps/{app_id}/webhook`.
 pub async fn clear_webhook(AxState(core): Core_, Path(app_id): Path<String>) -> Response {
-    respond(core.set_webhook(&app_id, None).await.map(|_| json!({"ok": true})))
+    respond(
+        core.set_webhook(&app_id, None)
+            .await
+            .map(|_| json!({"ok": true})),
+    )
 }
 
 /// `POST /_emulator/faults`.
 pub async fn faults(AxState(core): Core_, json: Result<Json<Fault>, JsonRejection>) -> Response {
-    respond(body(json).and_then(|f| core.inject(f)).map(|_| json!({"ok": true})))
+    respond(
+        body(json)
+            .and_then(|f| core.inject(f))
+            .map(|_| json!({"ok": true})),
+    )
 }
 
 /// `GET /_emulator/stats`.
@@ -241,7 +289,10 @@ pub async fn stats(AxState(core): Core_) -> Response {
 }
 
 /// `POST /_emulator/registrations/approve`.
-pub async fn approve(AxState(core): Core_, json: Result<Json<ApproveRegistration>, JsonRejection>) -> Response {
+pub async fn approve(
+    AxState(core): Core_,
+    json: Result<Json<ApproveRegistration>, JsonRejection>,
+) -> Response {
     respond(body(json).and_then(|r| core.approve_registration(r)))
 }
 

@@ -140,6 +140,7 @@ impl Core {
                 seq_id,
                 max_fragment,
             );
+            let fragmented = frames.len() > 1;
             if frames
                 .into_iter()
                 .any(|f| conn.tx.send(WsOut::Frame(f)).is_err())
@@ -148,6 +149,9 @@ impl Core {
                 continue;
             }
             app.counters.stats.events_delivered += 1;
+            if fragmented {
+                app.counters.stats.events_fragmented += 1;
+            }
             let now = Instant::now();
             let deadline = now + redelivery_after;
             let wake = st
@@ -222,9 +226,7 @@ impl Core {
             if *deadline > now {
                 return Some(*deadline);
             }
-            let Some(Reverse((_, frame_id))) = st.redelivery.pop() else {
-                return None;
-            };
+            let Reverse((_, frame_id)) = st.redelivery.pop()?;
             let Some(mut pending) = st.pending.remove(&frame_id) else {
                 continue;
             };

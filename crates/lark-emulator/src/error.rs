@@ -104,7 +104,9 @@ pub type ApiResult<T = serde_json::Value> = Result<T, ApiError>;
 /// `{code:0, msg:"success", data}` or the error.
 pub fn reply(result: ApiResult) -> Response {
     match result {
-        Ok(data) => axum::Json(json!({ "code": 0, "msg": "success", "data": data })).into_response(),
+        Ok(data) => {
+            axum::Json(json!({ "code": 0, "msg": "success", "data": data })).into_response()
+        }
         Err(e) => e.into_response(),
     }
 }

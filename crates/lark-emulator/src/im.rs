@@ -18,7 +18,9 @@ use crate::error::{reply, ApiError, ApiResult};
 use crate::ids;
 use crate::ratelimit;
 use crate::server::AppCtx;
-use crate::state::{new_message, now_ms, Actor, ChatMode, Core, Message, Reaction, Resource, ResourceKind, State};
+use crate::state::{
+    new_message, now_ms, Actor, ChatMode, Core, Message, Reaction, Resource, ResourceKind, State,
+};
 
 /// How long a send `uuid` is remembered.
 const UUID_TTL: Duration = Duration::from_secs(3600);
@@ -48,8 +50,12 @@ pub fn message_json(st: &State, msg: &Message) -> Value {
         .map(|c| st.tenant_key(&c.app_id))
         .unwrap_or_default();
     let sender = match &msg.sender {
-        Actor::Bot(app_id) => json!({"id": app_id, "id_type": "app_id", "sender_type": "app", "tenant_key": tenant_key}),
-        Actor::User(open_id) => json!({"id": open_id, "id_type": "open_id", "sender_type": "user", "tenant_key": tenant_key}),
+        Actor::Bot(app_id) => {
+            json!({"id": app_id, "id_type": "app_id", "sender_type": "app", "tenant_key": tenant_key})
+        }
+        Actor::User(open_id) => {
+            json!({"id": open_id, "id_type": "open_id", "sender_type": "user", "tenant_key": tenant_key})
+        }
     };
     let content = if msg.recalled {
         json!({"text": "This message was recalled"}).to_string()
@@ -129,8 +135,18 @@ impl Core {
         Some(message_json(st, msg))
     }
 
-    fn resolve_receiver(st: &mut State, app_id: &str, id_type: &str, receive_id: &str) -> Result<String, ApiError> {
-        let bad_id = || ApiError::bad(230034, format!("The receive_id {receive_id} is invalid for receive_id_type {id_type}."));
+    fn resolve_receiver(
+        st: &mut State,
+        app_id: &str,
+        id_type: &str,
+        receive_id: &str,
+    ) -> Result<String, ApiError> {
+        let bad_id = || {
+            ApiError::bad(
+                230034,
+                format!("The receive_id {receive_id} is invalid for receive_id_type {id_type}."),
+            )
+        };
         let open_id = match id_type {
             "chat_id" => {
                 let chat = st
@@ -155,22 +171,46 @@ impl Core {
     }
 
     /// Validates and stores a bot message; returns the message object.
-    fn post_bot_message(&self, st: &mut State, app_id: &str, body: SendBody, mut at: Placement) -> ApiResult {
-        let msg_type = body.msg_type.filter(|t| !t.is_empty()).ok_or_else(|| ApiError::invalid("msg_type is required"))?;
+    fn post_bot_message(
+        &self,
+        st: &mut State,
+        app_id: &str,
+        body: SendBody,
+        mut at: Placement,
+    ) -> ApiResult {
+        let msg_type = body
+            .msg_type
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::invalid("msg_type is required"))?;
         let content = match body.content {
             Some(Value::String(s)) => s,
-            Some(_) => return Err(ApiError::invalid("content must be a string containing JSON")),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "content must be a string containing JSON",
+                ))
+            }
             None => return Err(ApiError::invalid("content is required")),
         };
         let card_id = content::check_send(st, app_id, &msg_type, &content)?;
         let now = Instant::now();
-        let chat = st.chats.get_mut(&at.chat_id).ok_or_else(|| ApiError::bad(230002, "The bot is not in the chat."))?;
-        ratelimit::take(&mut chat.send_bucket, self.cfg.per_chat_rate, now).map_err(|_| rate_limited())?;
+        let chat = st
+            .chats
+            .get_mut(&at.chat_id)
+            .ok_or_else(|| ApiError::bad(230002, "The bot is not in the chat."))?;
+        ratelimit::take(&mut chat.send_bucket, self.cfg.per_chat_rate, now)
+            .map_err(|_| rate_limited())?;
         if chat.mode == ChatMode::Topic && at.thread_id.is_none() {
             at.thread_id = Some(ids::thread_id());
         }
         let message_id = ids::message_id();
-        let mut msg = new_message(message_id.clone(), at.chat_id.clone(), Actor::Bot(app_id.to_string()), &msg_type, content, now_ms());
+        let mut msg = new_message(
+            message_id.clone(),
+            at.chat_id.clone(),
+            Actor::Bot(app_id.to_string()),
+            &msg_type,
+            content,
+            now_ms(),
+        );
         msg.parent_id = at.parent_id;
         msg.root_id = at.root_id;
         msg.thread_id = at.thread_id;
@@ -181,7 +221,8 @@ impl Core {
             }
         }
         if let Some(uuid) = body.uuid.filter(|u| !u.is_empty()) {
-            st.uuids.insert((app_id.to_string(), uuid), (message_id.clone(), now));
+            st.uuids
+                .insert((app_id.to_string(), uuid), (message_id.clone(), now));
         }
         let out = message_json(st, &msg);
         st.insert_message(msg, true);
@@ -194,13 +235,22 @@ impl Core {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::invalid("receive_id_type is required"))?;
         let body: SendBody = parse_body(body)?;
-        let receive_id = body.receive_id.clone().filter(|r| !r.is_empty()).ok_or_else(|| ApiError::invalid("receive_id is required"))?;
+        let receive_id = body
+            .receive_id
+            .clone()
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| ApiError::invalid("receive_id is required"))?;
         let mut st = self.lock();
         if let Some(hit) = Self::uuid_hit(&mut st, app_id, body.uuid.as_deref()) {
             return Ok(hit);
         }
         let chat_id = Self::resolve_receiver(&mut st, app_id, id_type, &receive_id)?;
-        let at = Placement { chat_id, parent_id: None, root_id: None, thread_id: None };
+        let at = Placement {
+            chat_id,
+            parent_id: None,
+            root_id: None,
+            thread_id: None,
+        };
         self.post_bot_message(&mut st, app_id, body, at)
     }
 
@@ -215,7 +265,10 @@ impl Core {
             return Err(recalled());
         }
         let chat_id = parent.chat_id.clone();
-        let root_id = parent.root_id.clone().unwrap_or_else(|| parent_id.to_string());
+        let root_id = parent
+            .root_id
+            .clone()
+            .unwrap_or_else(|| parent_id.to_string());
         let mut thread_id = parent.thread_id.clone();
         if thread_id.is_none() {
             thread_id = st.messages.get(&root_id).and_then(|m| m.thread_id.clone());
@@ -227,7 +280,12 @@ impl Core {
             }
             thread_id = Some(tid);
         }
-        let at = Placement { chat_id, parent_id: Some(parent_id.to_string()), root_id: Some(root_id), thread_id };
+        let at = Placement {
+            chat_id,
+            parent_id: Some(parent_id.to_string()),
+            root_id: Some(root_id),
+            thread_id,
+        };
         self.post_bot_message(&mut st, app_id, body, at)
     }
 
@@ -243,15 +301,26 @@ impl Core {
         let mut st = self.lock();
         let msg = own_bot_message(&st, app_id, message_id)?;
         let msg_type = body.msg_type.unwrap_or_default();
-        if !matches!(msg_type.as_str(), "text" | "post") || !matches!(msg.msg_type.as_str(), "text" | "post") {
-            return Err(ApiError::invalid("only text and post messages can be edited"));
+        if !matches!(msg_type.as_str(), "text" | "post")
+            || !matches!(msg.msg_type.as_str(), "text" | "post")
+        {
+            return Err(ApiError::invalid(
+                "only text and post messages can be edited",
+            ));
         }
         if msg.edits >= 20 {
-            return Err(ApiError::bad(230072, "The message has reached the maximum number of edits (20)."));
+            return Err(ApiError::bad(
+                230072,
+                "The message has reached the maximum number of edits (20).",
+            ));
         }
         let content = match body.content {
             Some(Value::String(s)) => s,
-            _ => return Err(ApiError::invalid("content must be a string containing JSON")),
+            _ => {
+                return Err(ApiError::invalid(
+                    "content must be a string containing JSON",
+                ))
+            }
         };
         content::check_send(&st, app_id, &msg_type, &content)?;
         let Some(msg) = st.messages.get_mut(message_id) else {
@@ -264,7 +333,10 @@ impl Core {
         msg.update_ms = now_ms();
         let chat_id = msg.chat_id.clone();
         st.bump(&chat_id);
-        let msg = st.messages.get(message_id).ok_or_else(|| not_found_message(message_id))?;
+        let msg = st
+            .messages
+            .get(message_id)
+            .ok_or_else(|| not_found_message(message_id))?;
         Ok(message_json(&st, msg))
     }
 
@@ -277,15 +349,23 @@ impl Core {
         let body: PatchBody = parse_body(body)?;
         let content = match body.content {
             Some(Value::String(s)) => s,
-            _ => return Err(ApiError::invalid("content must be a string containing card JSON")),
+            _ => {
+                return Err(ApiError::invalid(
+                    "content must be a string containing card JSON",
+                ))
+            }
         };
         let mut st = self.lock();
         let msg = own_bot_message(&st, app_id, message_id)?;
         if msg.msg_type != "interactive" {
-            return Err(ApiError::invalid("only interactive (card) messages can be patched"));
+            return Err(ApiError::invalid(
+                "only interactive (card) messages can be patched",
+            ));
         }
         if msg.card_id.is_some() {
-            return Err(ApiError::invalid("this card was sent as a card entity; update it with the CardKit APIs"));
+            return Err(ApiError::invalid(
+                "this card was sent as a card entity; update it with the CardKit APIs",
+            ));
         }
         let rate = self.cfg.per_message_patch_rate;
         let Some(msg) = st.messages.get_mut(message_id) else {
@@ -293,7 +373,9 @@ impl Core {
         };
         ratelimit::take(&mut msg.patch_bucket, rate, Instant::now()).map_err(|_| rate_limited())?;
         if content::check_send(&st, app_id, "interactive", &content)?.is_some() {
-            return Err(ApiError::invalid("a card entity reference cannot replace a card"));
+            return Err(ApiError::invalid(
+                "a card entity reference cannot replace a card",
+            ));
         }
         let Some(msg) = st.messages.get_mut(message_id) else {
             return Err(not_found_message(message_id));
@@ -330,35 +412,69 @@ impl Core {
         Ok(json!({ "items": items }))
     }
 
-    fn bot_resource(&self, app_id: &str, message_id: &str, key: &str, kind: Option<&String>, range: Option<&str>) -> Result<Response, ApiError> {
+    fn bot_resource(
+        &self,
+        app_id: &str,
+        message_id: &str,
+        key: &str,
+        kind: Option<&String>,
+        range: Option<&str>,
+    ) -> Result<Response, ApiError> {
         let kind = match kind.map(String::as_str) {
             Some("image") => ResourceKind::Image,
             Some("file") => ResourceKind::File,
-            _ => return Err(ApiError::bad(234001, "Invalid request param: type must be image or file.")),
+            _ => {
+                return Err(ApiError::bad(
+                    234001,
+                    "Invalid request param: type must be image or file.",
+                ))
+            }
         };
         let st = self.lock();
         let msg = own_chat_message(&st, app_id, message_id)?;
         if msg.recalled {
             return Err(recalled());
         }
-        if !content::resource_keys(&msg.msg_type, &msg.content).iter().any(|(k, _)| k == key) {
+        if !content::resource_keys(&msg.msg_type, &msg.content)
+            .iter()
+            .any(|(k, _)| k == key)
+        {
             return Err(ApiError::bad(234003, "File not in msg."));
         }
-        let res = st.resources.get(key).ok_or_else(|| ApiError::bad(234003, "File not in msg."))?;
+        let res = st
+            .resources
+            .get(key)
+            .ok_or_else(|| ApiError::bad(234003, "File not in msg."))?;
         if res.kind != kind {
-            return Err(ApiError::bad(234001, "Invalid request param: type does not match the resource."));
+            return Err(ApiError::bad(
+                234001,
+                "Invalid request param: type does not match the resource.",
+            ));
         }
         Ok(resource_response(res, range))
     }
 
-    fn bot_upload(&self, app_id: &str, kind: ResourceKind, bytes: Bytes, file_name: String, mime: String) -> String {
+    fn bot_upload(
+        &self,
+        app_id: &str,
+        kind: ResourceKind,
+        bytes: Bytes,
+        file_name: String,
+        mime: String,
+    ) -> String {
         let key = match kind {
             ResourceKind::Image => format!("img_v3_{}", ids::hex(32)),
             ResourceKind::File => format!("file_v3_{}", ids::hex(32)),
         };
         self.lock().resources.insert(
             key.clone(),
-            Resource { bytes, file_name, mime, kind, owner_app: Some(app_id.to_string()) },
+            Resource {
+                bytes,
+                file_name,
+                mime,
+                kind,
+                owner_app: Some(app_id.to_string()),
+            },
         );
         key
     }
@@ -404,7 +520,10 @@ impl Core {
             .position(|r| r.reaction_id == reaction_id)
             .ok_or_else(|| ApiError::bad(231003, "The reaction does not exist."))?;
         if msg.reactions[idx].operator != Actor::Bot(app_id.to_string()) {
-            return Err(ApiError::bad(231002, "No permission to delete this reaction."));
+            return Err(ApiError::bad(
+                231002,
+                "No permission to delete this reaction.",
+            ));
         }
         let removed = msg.reactions.remove(idx);
         let chat_id = msg.chat_id.clone();
@@ -474,8 +593,15 @@ impl Core {
 }
 
 /// A message in a chat of this app.
-fn own_chat_message<'a>(st: &'a State, app_id: &str, message_id: &str) -> Result<&'a Message, ApiError> {
-    let msg = st.messages.get(message_id).ok_or_else(|| not_found_message(message_id))?;
+fn own_chat_message<'a>(
+    st: &'a State,
+    app_id: &str,
+    message_id: &str,
+) -> Result<&'a Message, ApiError> {
+    let msg = st
+        .messages
+        .get(message_id)
+        .ok_or_else(|| not_found_message(message_id))?;
     match st.chats.get(&msg.chat_id) {
         Some(chat) if chat.app_id == app_id => Ok(msg),
         _ => Err(not_found_message(message_id)),
@@ -483,10 +609,17 @@ fn own_chat_message<'a>(st: &'a State, app_id: &str, message_id: &str) -> Result
 }
 
 /// A message this app's bot sent (not recalled).
-fn own_bot_message<'a>(st: &'a State, app_id: &str, message_id: &str) -> Result<&'a Message, ApiError> {
+fn own_bot_message<'a>(
+    st: &'a State,
+    app_id: &str,
+    message_id: &str,
+) -> Result<&'a Message, ApiError> {
     let msg = own_chat_message(st, app_id, message_id)?;
     if msg.sender != Actor::Bot(app_id.to_string()) {
-        return Err(ApiError::bad(230027, "Lack of necessary permissions: the message was not sent by this bot."));
+        return Err(ApiError::bad(
+            230027,
+            "Lack of necessary permissions: the message was not sent by this bot.",
+        ));
     }
     if msg.recalled {
         return Err(recalled());
@@ -510,10 +643,17 @@ fn reaction_json(r: &Reaction) -> Value {
 /// Binary download with optional single `Range: bytes=a-b`.
 fn resource_response(res: &Resource, range: Option<&str>) -> Response {
     let len = res.bytes.len();
-    let disposition = format!("attachment; filename=\"{}\"", res.file_name.replace('"', ""));
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        res.file_name.replace('"', "")
+    );
     let parsed = range.and_then(|r| parse_range(r, len));
     let (status, body, content_range) = match parsed {
-        Some((a, b)) => (StatusCode::PARTIAL_CONTENT, res.bytes.slice(a..=b), Some(format!("bytes {a}-{b}/{len}"))),
+        Some((a, b)) => (
+            StatusCode::PARTIAL_CONTENT,
+            res.bytes.slice(a..=b),
+            Some(format!("bytes {a}-{b}/{len}")),
+        ),
         None => (StatusCode::OK, res.bytes.clone(), None),
     };
     let mut builder = Response::builder()
@@ -572,7 +712,11 @@ pub fn sniff_image(bytes: &[u8]) -> Option<&'static str> {
 
 /// A MIME type from a file name's extension.
 pub fn mime_for(file_name: &str) -> &'static str {
-    let ext = file_name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    let ext = file_name
+        .rsplit('.')
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
     match ext.as_str() {
         "txt" | "md" => "text/plain",
         "pdf" => "application/pdf",
@@ -589,32 +733,60 @@ type Core_ = AxState<Arc<Core>>;
 type Q = Query<HashMap<String, String>>;
 
 /// `POST /open-apis/im/v1/messages`.
-pub async fn send(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, Query(q): Q, body: Bytes) -> Response {
+pub async fn send(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    Query(q): Q,
+    body: Bytes,
+) -> Response {
     reply(core.bot_send(&ctx.0, &q, &body))
 }
 
 /// `POST /open-apis/im/v1/messages/{message_id}/reply`.
-pub async fn reply_to(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, Path(id): Path<String>, body: Bytes) -> Response {
+pub async fn reply_to(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     reply(core.bot_reply(&ctx.0, &id, &body))
 }
 
 /// `PUT /open-apis/im/v1/messages/{message_id}`.
-pub async fn edit(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, Path(id): Path<String>, body: Bytes) -> Response {
+pub async fn edit(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     reply(core.bot_edit(&ctx.0, &id, &body))
 }
 
 /// `PATCH /open-apis/im/v1/messages/{message_id}`.
-pub async fn patch(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, Path(id): Path<String>, body: Bytes) -> Response {
+pub async fn patch(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     reply(core.bot_patch(&ctx.0, &id, &body))
 }
 
 /// `DELETE /open-apis/im/v1/messages/{message_id}`.
-pub async fn recall(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, Path(id): Path<String>) -> Response {
+pub async fn recall(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    Path(id): Path<String>,
+) -> Response {
     reply(core.bot_recall(&ctx.0, &id))
 }
 
 /// `GET /open-apis/im/v1/messages/{message_id}`.
-pub async fn get(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, Path(id): Path<String>) -> Response {
+pub async fn get(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    Path(id): Path<String>,
+) -> Response {
     reply(core.bot_get(&ctx.0, &id))
 }
 
@@ -634,7 +806,10 @@ pub async fn resource(
 }
 
 /// Reads the multipart fields: `(text fields, file part name, bytes, file name)`.
-async fn read_multipart(mut mp: Multipart, file_field: &str) -> Result<(HashMap<String, String>, Option<(Bytes, String)>), ApiError> {
+async fn read_multipart(
+    mut mp: Multipart,
+    file_field: &str,
+) -> Result<(HashMap<String, String>, Option<(Bytes, String)>), ApiError> {
     let mut fields = HashMap::new();
     let mut file = None;
     loop {
@@ -659,21 +834,35 @@ async fn read_multipart(mut mp: Multipart, file_field: &str) -> Result<(HashMap<
 }
 
 /// `POST /open-apis/im/v1/images` (multipart: `image_type`, `image`).
-pub async fn upload_image(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, mp: Multipart) -> Response {
+pub async fn upload_image(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    mp: Multipart,
+) -> Response {
     let result = async {
         let (fields, file) = read_multipart(mp, "image").await?;
         match fields.get("image_type").map(String::as_str) {
             Some("message") | Some("avatar") => {}
-            _ => return Err(ApiError::bad(234001, "Invalid request param: image_type must be message or avatar.")),
+            _ => {
+                return Err(ApiError::bad(
+                    234001,
+                    "Invalid request param: image_type must be message or avatar.",
+                ))
+            }
         }
-        let (bytes, name) = file.ok_or_else(|| ApiError::bad(234001, "Invalid request param: image is required."))?;
+        let (bytes, name) =
+            file.ok_or_else(|| ApiError::bad(234001, "Invalid request param: image is required."))?;
         if bytes.is_empty() {
             return Err(ApiError::bad(234010, "File's size can't be 0."));
         }
         if bytes.len() > 10 * 1024 * 1024 {
-            return Err(ApiError::bad(234006, "The file size exceed the max value (10 MB)."));
+            return Err(ApiError::bad(
+                234006,
+                "The file size exceed the max value (10 MB).",
+            ));
         }
-        let mime = sniff_image(&bytes).ok_or_else(|| ApiError::bad(234011, "Can't recognize image format."))?;
+        let mime = sniff_image(&bytes)
+            .ok_or_else(|| ApiError::bad(234011, "Can't recognize image format."))?;
         let key = core.bot_upload(&ctx.0, ResourceKind::Image, bytes, name, mime.to_string());
         Ok(json!({"image_key": key}))
     }
@@ -682,24 +871,37 @@ pub async fn upload_image(AxState(core): Core_, Extension(ctx): Extension<AppCtx
 }
 
 /// `POST /open-apis/im/v1/files` (multipart: `file_type`, `file_name`, `duration`, `file`).
-pub async fn upload_file(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, mp: Multipart) -> Response {
+pub async fn upload_file(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    mp: Multipart,
+) -> Response {
     let result = async {
         let (fields, file) = read_multipart(mp, "file").await?;
         let file_type = fields.get("file_type").map(String::as_str).unwrap_or("");
-        if !matches!(file_type, "opus" | "mp4" | "pdf" | "doc" | "xls" | "ppt" | "stream") {
+        if !matches!(
+            file_type,
+            "opus" | "mp4" | "pdf" | "doc" | "xls" | "ppt" | "stream"
+        ) {
             return Err(ApiError::bad(234001, "Invalid request param: file_type."));
         }
         let file_name = fields
             .get("file_name")
             .filter(|n| !n.is_empty())
             .cloned()
-            .ok_or_else(|| ApiError::bad(234001, "Invalid request param: file_name is required."))?;
-        let (bytes, _) = file.ok_or_else(|| ApiError::bad(234001, "Invalid request param: file is required."))?;
+            .ok_or_else(|| {
+                ApiError::bad(234001, "Invalid request param: file_name is required.")
+            })?;
+        let (bytes, _) =
+            file.ok_or_else(|| ApiError::bad(234001, "Invalid request param: file is required."))?;
         if bytes.is_empty() {
             return Err(ApiError::bad(234010, "File's size can't be 0."));
         }
         if bytes.len() > 30 * 1024 * 1024 {
-            return Err(ApiError::bad(234006, "The file size exceed the max value (30 MB)."));
+            return Err(ApiError::bad(
+                234006,
+                "The file size exceed the max value (30 MB).",
+            ));
         }
         let mime = mime_for(&file_name).to_string();
         let key = core.bot_upload(&ctx.0, ResourceKind::File, bytes, file_name, mime);
@@ -710,22 +912,40 @@ pub async fn upload_file(AxState(core): Core_, Extension(ctx): Extension<AppCtx>
 }
 
 /// `POST /open-apis/im/v1/messages/{message_id}/reactions`.
-pub async fn react(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, Path(id): Path<String>, body: Bytes) -> Response {
+pub async fn react(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     reply(core.bot_react(&ctx.0, &id, &body))
 }
 
 /// `DELETE /open-apis/im/v1/messages/{message_id}/reactions/{reaction_id}`.
-pub async fn unreact(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, Path((id, rid)): Path<(String, String)>) -> Response {
+pub async fn unreact(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    Path((id, rid)): Path<(String, String)>,
+) -> Response {
     reply(core.bot_unreact(&ctx.0, &id, &rid))
 }
 
 /// `GET /open-apis/im/v1/messages/{message_id}/reactions`.
-pub async fn reactions(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, Path(id): Path<String>, Query(q): Q) -> Response {
+pub async fn reactions(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> Response {
     reply(core.bot_reactions(&ctx.0, &id, q.get("reaction_type")))
 }
 
 /// `GET /open-apis/im/v1/chats/{chat_id}`.
-pub async fn chat(AxState(core): Core_, Extension(ctx): Extension<AppCtx>, Path(id): Path<String>) -> Response {
+pub async fn chat(
+    AxState(core): Core_,
+    Extension(ctx): Extension<AppCtx>,
+    Path(id): Path<String>,
+) -> Response {
     reply(core.bot_chat(&ctx.0, &id))
 }
 

@@ -33,8 +33,9 @@ pub use cli::run_cli;
 pub use config::{EmulatorConfig, DEFAULT_APP_ID, DEFAULT_APP_SECRET, DEFAULT_BOT_NAME};
 pub use error::Error;
 pub use model::{
-    AppInfo, AppStats, ApproveRegistration, ApprovedRegistration, CardPress, CardPressResult, ChatList, ChatMessageView, ChatSummary,
-    ChatView, Fault, ForwardedMessage, Latency, NewApp, ReactionView, SentMessage, Stats, UserMessage, WebhookConfig,
+    AppInfo, AppStats, ApproveRegistration, ApprovedRegistration, CardPress, CardPressResult,
+    ChatList, ChatMessageView, ChatSummary, ChatView, Fault, ForwardedMessage, Latency, NewApp,
+    ReactionView, SentMessage, Stats, UserMessage, WebhookConfig,
 };
 
 use state::Core;
@@ -53,7 +54,9 @@ impl Emulator {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .map_err(|source| Error::Bind { port, source })?;
-        let addr = listener.local_addr().map_err(|source| Error::Bind { port, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| Error::Bind { port, source })?;
         let core = Core::new(config, addr.port())?;
         let app = server::router(Arc::clone(&core));
         let cancel = core.cancel.clone();
@@ -110,7 +113,11 @@ impl Emulator {
 
     /// Sets (`Some`) or clears (`None`) an app's webhook; events then go by
     /// HTTP POST instead of the long connection.
-    pub async fn set_webhook(&self, app_id: &str, webhook: Option<WebhookConfig>) -> Result<(), Error> {
+    pub async fn set_webhook(
+        &self,
+        app_id: &str,
+        webhook: Option<WebhookConfig>,
+    ) -> Result<(), Error> {
         self.core.set_webhook(app_id, webhook).await
     }
 
@@ -130,7 +137,12 @@ impl Emulator {
     }
 
     /// Waits until the chat's version exceeds `after_version`, or `timeout`.
-    pub async fn wait_chat(&self, chat_id: &str, after_version: u64, timeout: Duration) -> Result<ChatView, Error> {
+    pub async fn wait_chat(
+        &self,
+        chat_id: &str,
+        after_version: u64,
+        timeout: Duration,
+    ) -> Result<ChatView, Error> {
         self.core.wait_chat(chat_id, after_version, timeout).await
     }
 
@@ -140,7 +152,11 @@ impl Emulator {
     }
 
     /// A user presses a card button; returns the app's callback answer.
-    pub async fn press_card_button(&self, message_id: &str, press: CardPress) -> Result<CardPressResult, Error> {
+    pub async fn press_card_button(
+        &self,
+        message_id: &str,
+        press: CardPress,
+    ) -> Result<CardPressResult, Error> {
         self.core.press_card_button(message_id, press).await
     }
 
@@ -155,7 +171,10 @@ impl Emulator {
     }
 
     /// Approves a pending app registration (device flow).
-    pub fn approve_registration(&self, req: ApproveRegistration) -> Result<ApprovedRegistration, Error> {
+    pub fn approve_registration(
+        &self,
+        req: ApproveRegistration,
+    ) -> Result<ApprovedRegistration, Error> {
         self.core.approve_registration(req)
     }
 

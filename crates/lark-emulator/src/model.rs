@@ -350,6 +350,8 @@ pub struct AppStats {
     pub events_dropped: u64,
     /// Extra deliveries made by the `duplicate_events` fault.
     pub events_duplicated: u64,
+    /// Deliveries split into more than one frame.
+    pub events_fragmented: u64,
     /// Acks per code (`"200"`, `"500"`, …; `"http_500"` for webhooks).
     pub ack_codes: BTreeMap<String, u64>,
     /// Ack latency (first delivery attempt of that frame to ack).

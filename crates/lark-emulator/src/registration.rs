@@ -78,9 +78,17 @@ impl Core {
             }
             return oauth_error("authorization_pending", "waiting for the user to confirm");
         };
-        let secret = st.apps.get(&app_id).map(|a| a.info.app_secret.clone()).unwrap_or_default();
+        let secret = st
+            .apps
+            .get(&app_id)
+            .map(|a| a.info.app_secret.clone())
+            .unwrap_or_default();
         // A Lark tenant's secret is only handed out by the Lark accounts host.
-        let secret = if brand == "lark" && !lark_host { String::new() } else { secret };
+        let secret = if brand == "lark" && !lark_host {
+            String::new()
+        } else {
+            secret
+        };
         Json(json!({
             "client_id": app_id,
             "client_secret": secret,
@@ -90,7 +98,10 @@ impl Core {
     }
 
     /// Approves a pending registration: creates the app and the user.
-    pub fn approve_registration(&self, req: ApproveRegistration) -> Result<ApprovedRegistration, Error> {
+    pub fn approve_registration(
+        &self,
+        req: ApproveRegistration,
+    ) -> Result<ApprovedRegistration, Error> {
         let brand = req.tenant_brand.unwrap_or_else(|| "feishu".to_string());
         let mut st = self.lock();
         let device_code = st
@@ -108,7 +119,10 @@ impl Core {
             .ok_or_else(|| Error::NotFound("registration".into()))?;
         if let Some((app_id, _, open_id)) = reg.approved.clone() {
             let app = st.app(&app_id)?.info.clone();
-            return Ok(ApprovedRegistration { app, user_open_id: open_id });
+            return Ok(ApprovedRegistration {
+                app,
+                user_open_id: open_id,
+            });
         }
         if reg.expires <= Instant::now() {
             return Err(Error::Invalid("the registration has expired".into()));
@@ -126,7 +140,10 @@ impl Core {
         if let Some(reg) = st.registrations.get_mut(&device_code) {
             reg.approved = Some((app.app_id.clone(), brand, open_id.clone()));
         }
-        Ok(ApprovedRegistration { app, user_open_id: open_id })
+        Ok(ApprovedRegistration {
+            app,
+            user_open_id: open_id,
+        })
     }
 }
 
@@ -137,7 +154,10 @@ pub async fn registration(
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return oauth_error("invalid_request", "expected an application/x-www-form-urlencoded body");
+        return oauth_error(
+            "invalid_request",
+            "expected an application/x-www-form-urlencoded body",
+        );
     };
     match form.get("action").map(String::as_str) {
         Some("init") => Json(json!({"supported_auth_methods": ["client_secret"]})).into_response(),
@@ -161,7 +181,11 @@ pub async fn registration(
 pub async fn launcher(Query(q): Query<HashMap<String, String>>) -> Html<String> {
     let code: String = q
         .get("user_code")
-        .map(|c| c.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect())
+        .map(|c| {
+            c.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect()
+        })
         .unwrap_or_default();
     Html(format!(
         r#"<!doctype html><meta charset="utf-8"><title>Create bot app</title>

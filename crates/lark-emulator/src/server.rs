@@ -45,7 +45,12 @@ fn rate_limited(limit: u32, reset: u64) -> Response {
 }
 
 /// Authenticated `/open-apis` routes.
-async fn open_api_layer(AxState(core): AxState<Arc<Core>>, matched: Option<MatchedPath>, mut req: Request, next: Next) -> Response {
+async fn open_api_layer(
+    AxState(core): AxState<Arc<Core>>,
+    matched: Option<MatchedPath>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let (route, actual) = route_key(&req, matched.as_ref());
     let auth = req
         .headers()
@@ -77,7 +82,12 @@ async fn open_api_layer(AxState(core): AxState<Arc<Core>>, matched: Option<Match
 }
 
 /// Unauthenticated platform routes (tokens, discovery, registration).
-async fn public_layer(AxState(core): AxState<Arc<Core>>, matched: Option<MatchedPath>, req: Request, next: Next) -> Response {
+async fn public_layer(
+    AxState(core): AxState<Arc<Core>>,
+    matched: Option<MatchedPath>,
+    req: Request,
+    next: Next,
+) -> Response {
     let (route, actual) = route_key(&req, matched.as_ref());
     if let Some(err) = core.lock().faults.take_call_failure(&route, &actual) {
         return err.into_response();
@@ -93,7 +103,11 @@ async fn add_log_id(mut res: Response) -> Response {
 }
 
 async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, Json(json!({"code": 404, "msg": "404 page not found"}))).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"code": 404, "msg": "404 page not found"})),
+    )
+        .into_response()
 }
 
 /// The platform (one brand host).
@@ -102,26 +116,58 @@ fn platform(core: &Arc<Core>) -> Router<Arc<Core>> {
         .route("/open-apis/im/v1/messages", post(im::send))
         .route(
             "/open-apis/im/v1/messages/{message_id}",
-            get(im::get).put(im::edit).patch(im::patch).delete(im::recall),
+            get(im::get)
+                .put(im::edit)
+                .patch(im::patch)
+                .delete(im::recall),
         )
-        .route("/open-apis/im/v1/messages/{message_id}/reply", post(im::reply_to))
-        .route("/open-apis/im/v1/messages/{message_id}/resources/{file_key}", get(im::resource))
-        .route("/open-apis/im/v1/messages/{message_id}/reactions", post(im::react).get(im::reactions))
-        .route("/open-apis/im/v1/messages/{message_id}/reactions/{reaction_id}", delete(im::unreact))
+        .route(
+            "/open-apis/im/v1/messages/{message_id}/reply",
+            post(im::reply_to),
+        )
+        .route(
+            "/open-apis/im/v1/messages/{message_id}/resources/{file_key}",
+            get(im::resource),
+        )
+        .route(
+            "/open-apis/im/v1/messages/{message_id}/reactions",
+            post(im::react).get(im::reactions),
+        )
+        .route(
+            "/open-apis/im/v1/messages/{message_id}/reactions/{reaction_id}",
+            delete(im::unreact),
+        )
         .route("/open-apis/im/v1/images", post(im::upload_image))
         .route("/open-apis/im/v1/files", post(im::upload_file))
         .route("/open-apis/im/v1/chats/{chat_id}", get(im::chat))
         .route("/open-apis/contact/v3/users/{user_id}", get(im::user))
         .route("/open-apis/bot/v3/info", get(im::bot_info))
         .route("/open-apis/cardkit/v1/cards", post(cardkit::create))
-        .route("/open-apis/cardkit/v1/cards/id_convert", post(cardkit::id_convert))
-        .route("/open-apis/cardkit/v1/cards/{card_id}", put(cardkit::update))
-        .route("/open-apis/cardkit/v1/cards/{card_id}/settings", patch(cardkit::settings))
-        .route("/open-apis/cardkit/v1/cards/{card_id}/batch_update", post(cardkit::batch_update))
-        .route("/open-apis/cardkit/v1/cards/{card_id}/elements", post(cardkit::add))
+        .route(
+            "/open-apis/cardkit/v1/cards/id_convert",
+            post(cardkit::id_convert),
+        )
+        .route(
+            "/open-apis/cardkit/v1/cards/{card_id}",
+            put(cardkit::update),
+        )
+        .route(
+            "/open-apis/cardkit/v1/cards/{card_id}/settings",
+            patch(cardkit::settings),
+        )
+        .route(
+            "/open-apis/cardkit/v1/cards/{card_id}/batch_update",
+            post(cardkit::batch_update),
+        )
+        .route(
+            "/open-apis/cardkit/v1/cards/{card_id}/elements",
+            post(cardkit::add),
+        )
         .route(
             "/open-apis/cardkit/v1/cards/{card_id}/elements/{element_id}",
-            put(cardkit::replace).patch(cardkit::patch_element).delete(cardkit::delete_element),
+            put(cardkit::replace)
+                .patch(cardkit::patch_element)
+                .delete(cardkit::delete_element),
         )
         .route(
             "/open-apis/cardkit/v1/cards/{card_id}/elements/{element_id}/content",
@@ -129,10 +175,19 @@ fn platform(core: &Arc<Core>) -> Router<Arc<Core>> {
         )
         .route_layer(from_fn_with_state(Arc::clone(core), open_api_layer));
     let public = Router::new()
-        .route("/open-apis/auth/v3/tenant_access_token/internal", post(tokens::tenant_token))
-        .route("/open-apis/auth/v3/app_access_token/internal", post(tokens::app_token))
+        .route(
+            "/open-apis/auth/v3/tenant_access_token/internal",
+            post(tokens::tenant_token),
+        )
+        .route(
+            "/open-apis/auth/v3/app_access_token/internal",
+            post(tokens::app_token),
+        )
         .route("/callback/ws/endpoint", post(ws::discovery))
-        .route("/oauth/v1/app/registration", post(registration::registration))
+        .route(
+            "/oauth/v1/app/registration",
+            post(registration::registration),
+        )
         .route_layer(from_fn_with_state(Arc::clone(core), public_layer));
     open.merge(public)
         .route("/page/launcher", get(registration::launcher))
@@ -142,10 +197,19 @@ fn control_routes() -> Router<Arc<Core>> {
     Router::new()
         .route("/_emulator", get(control::index))
         .route("/_emulator/messages", post(control::post_message))
-        .route("/_emulator/cards/{message_id}/action", post(control::card_action))
+        .route(
+            "/_emulator/cards/{message_id}/action",
+            post(control::card_action),
+        )
         .route("/_emulator/chats", get(control::chats))
-        .route("/_emulator/chats/{chat_id}/messages", get(control::chat_messages))
-        .route("/_emulator/apps", get(control::apps).post(control::create_app))
+        .route(
+            "/_emulator/chats/{chat_id}/messages",
+            get(control::chat_messages),
+        )
+        .route(
+            "/_emulator/apps",
+            get(control::apps).post(control::create_app),
+        )
         .route(
             "/_emulator/apps/{app_id}/webhook",
             put(control::set_webhook).delete(control::clear_webhook),
@@ -172,7 +236,8 @@ pub fn router(core: Arc<Core>) -> Router {
 /// Background task: closes timed-out streaming cards, forgets old uuids,
 /// expired tokens and registrations.
 pub async fn sweeper(core: Arc<Core>) {
-    let period = (core.cfg.streaming_auto_close / 2).clamp(Duration::from_millis(20), Duration::from_secs(1));
+    let period = (core.cfg.streaming_auto_close / 2)
+        .clamp(Duration::from_millis(20), Duration::from_secs(1));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -183,7 +248,8 @@ pub async fn sweeper(core: Arc<Core>) {
         let now = Instant::now();
         let mut st = core.lock();
         st.auto_close_cards(now, core.cfg.streaming_auto_close);
-        st.uuids.retain(|_, (_, at)| now.saturating_duration_since(*at) < Duration::from_secs(3600));
+        st.uuids
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) < Duration::from_secs(3600));
         st.tokens.retain(|_, t| t.expires > now);
         st.tickets.retain(|_, t| t.expires > now);
         st.registrations

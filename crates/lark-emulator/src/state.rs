@@ -379,7 +379,9 @@ impl State {
         }
         let brand = req.brand.unwrap_or_else(|| "feishu".to_string());
         if brand != "feishu" && brand != "lark" {
-            return Err(Error::Invalid(format!("brand {brand:?}: use feishu or lark")));
+            return Err(Error::Invalid(format!(
+                "brand {brand:?}: use feishu or lark"
+            )));
         }
         let n = self.apps.len() + 1;
         // The default app gets ids derived from its app id, so docs can show them.
@@ -459,7 +461,14 @@ impl State {
         chat_id
     }
 
-    pub fn insert_chat(&mut self, chat_id: &str, app_id: &str, mode: ChatMode, name: String, owner: &str) {
+    pub fn insert_chat(
+        &mut self,
+        chat_id: &str,
+        app_id: &str,
+        mode: ChatMode,
+        name: String,
+        owner: &str,
+    ) {
         self.chats.insert(
             chat_id.to_string(),
             Chat {
@@ -505,7 +514,14 @@ pub fn valid_app_id(id: &str) -> bool {
 }
 
 /// A blank message to fill in.
-pub fn new_message(message_id: String, chat_id: String, sender: Actor, msg_type: &str, content: String, create_ms: i64) -> Message {
+pub fn new_message(
+    message_id: String,
+    chat_id: String,
+    sender: Actor,
+    msg_type: &str,
+    content: String,
+    create_ms: i64,
+) -> Message {
     Message {
         message_id,
         chat_id,

@@ -29,7 +29,11 @@ struct Credentials {
 
 impl State {
     /// Checks app credentials: 10003 unknown app / missing fields, 10014 wrong secret.
-    pub fn check_credentials(&self, app_id: &str, app_secret: &str) -> Result<(), (i64, &'static str)> {
+    pub fn check_credentials(
+        &self,
+        app_id: &str,
+        app_secret: &str,
+    ) -> Result<(), (i64, &'static str)> {
         if app_id.is_empty() || app_secret.is_empty() {
             return Err((10003, "invalid param"));
         }
@@ -84,10 +88,16 @@ impl State {
             .filter(|t| !t.is_empty())
             .ok_or_else(missing)?;
         if token.starts_with("u-") {
-            return Err(ApiError::bad(99991668, "Invalid access token for authorization (user access token not accepted)."));
+            return Err(ApiError::bad(
+                99991668,
+                "Invalid access token for authorization (user access token not accepted).",
+            ));
         }
         if !token.starts_with("t-") {
-            return Err(ApiError::bad(99991671, "Invalid token: must start with t- or u-"));
+            return Err(ApiError::bad(
+                99991671,
+                "Invalid token: must start with t- or u-",
+            ));
         }
         let invalid = || {
             ApiError::bad(
@@ -117,7 +127,8 @@ fn token_response(core: &Core, body: &[u8], route: &str, with_app_token: bool) -
         return Json(json!({"code": code, "msg": msg})).into_response();
     }
     let (token, expire) = st.issue_token(core, &creds.app_id);
-    let mut out: Value = json!({"code": 0, "msg": "ok", "tenant_access_token": token, "expire": expire});
+    let mut out: Value =
+        json!({"code": 0, "msg": "ok", "tenant_access_token": token, "expire": expire});
     if with_app_token {
         out["app_access_token"] = Value::String(token);
     }

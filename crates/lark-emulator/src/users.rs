@@ -13,13 +13,17 @@ use crate::events;
 use crate::ids;
 use crate::im::{mime_for, sniff_image};
 use crate::model::{CardPress, CardPressResult, ForwardedMessage, SentMessage, UserMessage};
-use crate::state::{new_message, now_ms, Actor, CallbackOutcome, ChatMode, Core, Message, OutEvent, Resource, ResourceKind, State};
+use crate::state::{
+    new_message, now_ms, Actor, CallbackOutcome, ChatMode, Core, Message, OutEvent, Resource,
+    ResourceKind, State,
+};
 
 /// A 1×1 PNG used as a video cover.
 const COVER_PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1f,
-    0x15, 0xc4, 0x89, 0, 0, 0, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0, 1, 0, 0, 5, 0, 1, 0x0d, 0x0a, 0x2d, 0xb4, 0, 0, 0, 0,
-    0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0, 0, 0,
+    1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1f, 0x15, 0xc4, 0x89, 0, 0, 0, 0x0d, 0x49, 0x44, 0x41, 0x54,
+    0x78, 0x9c, 0x63, 0, 1, 0, 0, 5, 0, 1, 0x0d, 0x0a, 0x2d, 0xb4, 0, 0, 0, 0, 0x49, 0x45, 0x4e,
+    0x44, 0xae, 0x42, 0x60, 0x82,
 ];
 
 /// JSON content given as an object or as a JSON string.
@@ -36,7 +40,10 @@ fn store_resource(st: &mut State, kind: ResourceKind, bytes: Vec<u8>, file_name:
             format!("img_v3_{}", ids::hex(32)),
             sniff_image(&bytes).unwrap_or("image/png").to_string(),
         ),
-        ResourceKind::File => (format!("file_v3_{}", ids::hex(32)), mime_for(file_name).to_string()),
+        ResourceKind::File => (
+            format!("file_v3_{}", ids::hex(32)),
+            mime_for(file_name).to_string(),
+        ),
     };
     st.resources.insert(
         key.clone(),
@@ -52,7 +59,12 @@ fn store_resource(st: &mut State, kind: ResourceKind, bytes: Vec<u8>, file_name:
 }
 
 /// Mentions placed in a user's text: `(content text, rendered text, mentions)`.
-fn place_mentions(st: &mut State, app_id: &str, req: &UserMessage, text: &str) -> (String, String, Vec<Value>) {
+fn place_mentions(
+    st: &mut State,
+    app_id: &str,
+    req: &UserMessage,
+    text: &str,
+) -> (String, String, Vec<Value>) {
     let tenant_key = st.tenant_key(app_id);
     let mut mentioned: Vec<(String, Value)> = Vec::new();
     if req.mentions_bot {
@@ -79,7 +91,11 @@ fn place_mentions(st: &mut State, app_id: &str, req: &UserMessage, text: &str) -
     }
     let placed = text.contains("@_user_") || text.contains("@_all");
     if placed {
-        return (text.to_string(), rendered_text.replace("@_all", "@all"), mentions);
+        return (
+            text.to_string(),
+            rendered_text.replace("@_all", "@all"),
+            mentions,
+        );
     }
     let mut prefix = String::new();
     let mut shown = String::new();
@@ -92,17 +108,31 @@ fn place_mentions(st: &mut State, app_id: &str, req: &UserMessage, text: &str) -
         prefix.push_str("@_all ");
         shown.push_str("@all ");
     }
-    (format!("{prefix}{text}"), format!("{shown}{text}"), mentions)
+    (
+        format!("{prefix}{text}"),
+        format!("{shown}{text}"),
+        mentions,
+    )
 }
 
 impl Core {
     /// The chat a user message goes to, created on demand.
-    fn user_chat(&self, st: &mut State, app_id: &str, sender: &str, req: &UserMessage) -> Result<String, Error> {
+    fn user_chat(
+        &self,
+        st: &mut State,
+        app_id: &str,
+        sender: &str,
+        req: &UserMessage,
+    ) -> Result<String, Error> {
         let mode = match req.chat_type.as_deref() {
             None | Some("p2p") => ChatMode::P2p,
             Some("group") => ChatMode::Group,
             Some("topic") | Some("topic_group") => ChatMode::Topic,
-            Some(other) => return Err(Error::Invalid(format!("chat_type {other:?}: use p2p, group or topic"))),
+            Some(other) => {
+                return Err(Error::Invalid(format!(
+                    "chat_type {other:?}: use p2p, group or topic"
+                )))
+            }
         };
         let chat_id = match (&req.chat_id, mode) {
             (Some(id), _) if st.chats.contains_key(id) => {
@@ -115,7 +145,9 @@ impl Core {
             (Some(id), ChatMode::P2p) => {
                 let key = (app_id.to_string(), sender.to_string());
                 if st.p2p.contains_key(&key) {
-                    return Err(Error::Invalid(format!("the sender already has a p2p chat; chat {id} is unknown")));
+                    return Err(Error::Invalid(format!(
+                        "the sender already has a p2p chat; chat {id} is unknown"
+                    )));
                 }
                 let name = st.user_name(sender);
                 st.insert_chat(id, app_id, ChatMode::P2p, name, sender);
@@ -138,40 +170,66 @@ impl Core {
     }
 
     /// Content JSON for a user message, plus its rendered text.
-    fn user_content(&self, st: &mut State, app_id: &str, msg_type: &str, req: &UserMessage) -> Result<(String, Option<String>, Vec<Value>), Error> {
-        let decode = |st: &mut State, kind: ResourceKind, default_name: &str| -> Result<String, Error> {
-            let data = req.data.as_deref().ok_or_else(|| Error::Invalid(format!("{msg_type} needs base64 data")))?;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(data.trim())
-                .map_err(|e| Error::Invalid(format!("data is not base64: {e}")))?;
-            let name = req.file_name.clone().unwrap_or_else(|| default_name.to_string());
-            Ok(store_resource(st, kind, bytes, &name))
-        };
+    fn user_content(
+        &self,
+        st: &mut State,
+        app_id: &str,
+        msg_type: &str,
+        req: &UserMessage,
+    ) -> Result<(String, Option<String>, Vec<Value>), Error> {
+        let decode =
+            |st: &mut State, kind: ResourceKind, default_name: &str| -> Result<String, Error> {
+                let data = req
+                    .data
+                    .as_deref()
+                    .ok_or_else(|| Error::Invalid(format!("{msg_type} needs base64 data")))?;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(data.trim())
+                    .map_err(|e| Error::Invalid(format!("data is not base64: {e}")))?;
+                let name = req
+                    .file_name
+                    .clone()
+                    .unwrap_or_else(|| default_name.to_string());
+                Ok(store_resource(st, kind, bytes, &name))
+            };
         if let Some(c) = &req.content {
             if msg_type != "text" || req.text.is_none() {
                 return Ok((content_string(c), None, Vec::new()));
             }
         }
         let duration = req.duration_ms.unwrap_or(2000);
-        let file_name = req.file_name.clone().unwrap_or_else(|| "file.bin".to_string());
+        let file_name = req
+            .file_name
+            .clone()
+            .unwrap_or_else(|| "file.bin".to_string());
         let content = match msg_type {
             "text" => {
                 let text = req.text.clone().unwrap_or_default();
                 let (content_text, rendered, mentions) = place_mentions(st, app_id, req, &text);
-                return Ok((json!({ "text": content_text }).to_string(), Some(rendered), mentions));
+                return Ok((
+                    json!({ "text": content_text }).to_string(),
+                    Some(rendered),
+                    mentions,
+                ));
             }
             "post" => {
                 let text = req.text.clone().unwrap_or_default();
                 let (content_text, rendered, mentions) = place_mentions(st, app_id, req, &text);
-                let post = json!({"title": "", "content": [[{"tag": "text", "text": content_text}]]});
+                let post =
+                    json!({"title": "", "content": [[{"tag": "text", "text": content_text}]]});
                 return Ok((post.to_string(), Some(rendered), mentions));
             }
             "image" => json!({ "image_key": decode(st, ResourceKind::Image, "image.png")? }),
-            "file" => json!({ "file_key": decode(st, ResourceKind::File, "file.bin")?, "file_name": file_name }),
-            "audio" => json!({ "file_key": decode(st, ResourceKind::File, "audio.opus")?, "duration": duration }),
+            "file" => {
+                json!({ "file_key": decode(st, ResourceKind::File, "file.bin")?, "file_name": file_name })
+            }
+            "audio" => {
+                json!({ "file_key": decode(st, ResourceKind::File, "audio.opus")?, "duration": duration })
+            }
             "media" => {
                 let file_key = decode(st, ResourceKind::File, "video.mp4")?;
-                let cover = store_resource(st, ResourceKind::Image, COVER_PNG.to_vec(), "cover.png");
+                let cover =
+                    store_resource(st, ResourceKind::Image, COVER_PNG.to_vec(), "cover.png");
                 json!({"file_key": file_key, "image_key": cover, "file_name": req.file_name.clone().unwrap_or_else(|| "video.mp4".into()), "duration": duration})
             }
             "sticker" => json!({ "file_key": decode(st, ResourceKind::File, "sticker")? }),
@@ -181,7 +239,14 @@ impl Core {
         Ok((content.to_string(), None, Vec::new()))
     }
 
-    fn forwarded_children(&self, st: &mut State, chat_id: &str, parent_id: &str, items: &[ForwardedMessage], create_ms: i64) -> Vec<String> {
+    fn forwarded_children(
+        &self,
+        st: &mut State,
+        chat_id: &str,
+        parent_id: &str,
+        items: &[ForwardedMessage],
+        create_ms: i64,
+    ) -> Vec<String> {
         items
             .iter()
             .map(|item| {
@@ -192,7 +257,14 @@ impl Core {
                     (None, text) => json!({"text": text.clone().unwrap_or_default()}).to_string(),
                 };
                 let id = ids::message_id();
-                let mut msg = new_message(id.clone(), chat_id.to_string(), Actor::User(sender), &msg_type, content, create_ms);
+                let mut msg = new_message(
+                    id.clone(),
+                    chat_id.to_string(),
+                    Actor::User(sender),
+                    &msg_type,
+                    content,
+                    create_ms,
+                );
                 msg.upper_message_id = Some(parent_id.to_string());
                 st.insert_message(msg, false);
                 id
@@ -211,12 +283,20 @@ impl Core {
         let (content, text, mentions) = self.user_content(&mut st, &app_id, &msg_type, &req)?;
         let create_ms = req.create_time_ms.unwrap_or_else(now_ms);
         let message_id = ids::message_id();
-        let mut msg: Message = new_message(message_id.clone(), chat_id.clone(), Actor::User(sender.clone()), &msg_type, content, create_ms);
+        let mut msg: Message = new_message(
+            message_id.clone(),
+            chat_id.clone(),
+            Actor::User(sender.clone()),
+            &msg_type,
+            content,
+            create_ms,
+        );
         msg.text = text;
         msg.mentions = mentions;
         self.place_user_reply(&st, &req, &chat_id, &mut msg)?;
         if msg_type == "merge_forward" {
-            msg.children = self.forwarded_children(&mut st, &chat_id, &message_id, &req.forwarded, create_ms);
+            msg.children =
+                self.forwarded_children(&mut st, &chat_id, &message_id, &req.forwarded, create_ms);
         }
         let event = events::message_receive(&st, &msg);
         let (event_id, payload) = events::envelope(&st, &app_id, "im.message.receive_v1", event);
@@ -231,7 +311,13 @@ impl Core {
     }
 
     /// Fills root/parent/thread of a user message.
-    fn place_user_reply(&self, st: &State, req: &UserMessage, chat_id: &str, msg: &mut Message) -> Result<(), Error> {
+    fn place_user_reply(
+        &self,
+        st: &State,
+        req: &UserMessage,
+        chat_id: &str,
+        msg: &mut Message,
+    ) -> Result<(), Error> {
         if let Some(parent_id) = &req.parent_id {
             let parent = st
                 .messages
@@ -239,13 +325,21 @@ impl Core {
                 .filter(|p| p.chat_id == chat_id)
                 .ok_or_else(|| Error::NotFound(format!("message {parent_id} in chat {chat_id}")))?;
             msg.parent_id = Some(parent_id.clone());
-            msg.root_id = Some(req.root_id.clone().or_else(|| parent.root_id.clone()).unwrap_or_else(|| parent_id.clone()));
+            msg.root_id = Some(
+                req.root_id
+                    .clone()
+                    .or_else(|| parent.root_id.clone())
+                    .unwrap_or_else(|| parent_id.clone()),
+            );
             msg.thread_id = req.thread_id.clone().or_else(|| parent.thread_id.clone());
         } else {
             msg.root_id = req.root_id.clone();
             msg.thread_id = req.thread_id.clone();
         }
-        let topic = st.chats.get(chat_id).is_some_and(|c| c.mode == ChatMode::Topic);
+        let topic = st
+            .chats
+            .get(chat_id)
+            .is_some_and(|c| c.mode == ChatMode::Topic);
         if topic && msg.thread_id.is_none() {
             msg.thread_id = Some(ids::thread_id());
         }
@@ -255,7 +349,11 @@ impl Core {
     /// A user presses a button on a card message: delivers
     /// `card.action.trigger`, waits for the answer (3-s rule), applies a
     /// returned card.
-    pub async fn press_card_button(self: &Arc<Self>, message_id: &str, press: CardPress) -> Result<CardPressResult, Error> {
+    pub async fn press_card_button(
+        self: &Arc<Self>,
+        message_id: &str,
+        press: CardPress,
+    ) -> Result<CardPressResult, Error> {
         let (event_id, rx, wait) = {
             let mut st = self.lock();
             let msg = st
@@ -294,18 +392,29 @@ impl Core {
             self.deliver(&mut st, &app_id, out);
             (event_id, rx, wait)
         };
-        let outcome = tokio::time::timeout(wait, rx).await.unwrap_or(Ok(CallbackOutcome::Timeout));
+        let outcome = tokio::time::timeout(wait, rx)
+            .await
+            .unwrap_or(Ok(CallbackOutcome::Timeout));
         let (status, body, detail) = match outcome {
             Ok(CallbackOutcome::Response(body)) => ("ok", Some(body), None),
             Ok(CallbackOutcome::Failed(why)) => ("failed", None, Some(why)),
-            Ok(CallbackOutcome::NoReceiver) => ("no_receiver", None, Some("no long connection and no webhook".to_string())),
-            Ok(CallbackOutcome::Timeout) | Err(_) => ("timeout", None, Some("no answer within the 3-s window".to_string())),
+            Ok(CallbackOutcome::NoReceiver) => (
+                "no_receiver",
+                None,
+                Some("no long connection and no webhook".to_string()),
+            ),
+            Ok(CallbackOutcome::Timeout) | Err(_) => (
+                "timeout",
+                None,
+                Some("no answer within the 3-s window".to_string()),
+            ),
         };
         let response = body.map(|b| {
             if b.iter().all(u8::is_ascii_whitespace) {
                 json!({})
             } else {
-                serde_json::from_slice(&b).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&b).into_owned()))
+                serde_json::from_slice(&b)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&b).into_owned()))
             }
         });
         let card_applied = match response.as_ref().and_then(|r| r.get("card")) {

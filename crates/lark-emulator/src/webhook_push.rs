@@ -14,7 +14,11 @@ use crate::state::{now_ms, CallbackOutcome, Core, OutEvent};
 
 impl Core {
     /// POSTs `payload` as the platform would; returns `(status, body)`.
-    pub async fn post_webhook(&self, webhook: &WebhookConfig, payload: &[u8]) -> Result<(u16, Bytes), String> {
+    pub async fn post_webhook(
+        &self,
+        webhook: &WebhookConfig,
+        payload: &[u8],
+    ) -> Result<(u16, Bytes), String> {
         let timeout = self.lock().redelivery_after;
         let mut request = self
             .http
@@ -46,7 +50,12 @@ impl Core {
 
     /// Delivers one event by webhook with the retry schedule (callbacks are
     /// tried once: their answer matters only within the 3-s window).
-    pub async fn push_webhook(self: Arc<Core>, app_id: String, webhook: WebhookConfig, mut event: OutEvent) {
+    pub async fn push_webhook(
+        self: Arc<Core>,
+        app_id: String,
+        webhook: WebhookConfig,
+        mut event: OutEvent,
+    ) {
         let schedule = self.cfg.webhook_retry_schedule.clone();
         let mut attempt = 0usize;
         loop {
@@ -98,7 +107,11 @@ impl Core {
 
     /// Sets (or clears) an app's webhook; with `verify`, first POSTs the
     /// `url_verification` challenge and requires the echo.
-    pub async fn set_webhook(self: &Arc<Self>, app_id: &str, webhook: Option<WebhookConfig>) -> Result<(), Error> {
+    pub async fn set_webhook(
+        self: &Arc<Self>,
+        app_id: &str,
+        webhook: Option<WebhookConfig>,
+    ) -> Result<(), Error> {
         let token = {
             let mut st = self.lock();
             let app = st.app_mut(app_id)?;
@@ -111,13 +124,14 @@ impl Core {
             let challenge = ids::hex(16);
             let body = json!({"challenge": challenge, "token": token, "type": "url_verification"});
             let bytes = serde_json::to_vec(&body).unwrap_or_default();
-            let (status, answer) = self
-                .post_webhook(w, &bytes)
-                .await
-                .map_err(Error::Webhook)?;
+            let (status, answer) = self.post_webhook(w, &bytes).await.map_err(Error::Webhook)?;
             let echoed = serde_json::from_slice::<serde_json::Value>(&answer)
                 .ok()
-                .and_then(|v| v.get("challenge").and_then(|c| c.as_str()).map(str::to_string));
+                .and_then(|v| {
+                    v.get("challenge")
+                        .and_then(|c| c.as_str())
+                        .map(str::to_string)
+                });
             if status != 200 || echoed.as_deref() != Some(challenge.as_str()) {
                 return Err(Error::Webhook(format!(
                     "url_verification: HTTP {status}, challenge echoed: {}",

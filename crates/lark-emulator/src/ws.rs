@@ -103,7 +103,10 @@ impl Core {
     }
 
     /// Checks a handshake and registers the connection.
-    fn admit(&self, query: &HashMap<String, String>) -> Result<(u64, String, mpsc::UnboundedReceiver<WsOut>), Refused> {
+    fn admit(
+        &self,
+        query: &HashMap<String, String>,
+    ) -> Result<(u64, String, mpsc::UnboundedReceiver<WsOut>), Refused> {
         let mut st = self.lock();
         if let Some(r) = st.faults.take_refusal() {
             return Err(Refused(r.status, r.autherrcode, r.msg));
@@ -118,7 +121,11 @@ impl Core {
         let conn_id = st.next_conn;
         let app = st.apps.get_mut(&ticket.app_id).ok_or_else(bad_ticket)?;
         if app.conns.len() >= limit {
-            return Err(Refused(514, Some(EXCEED_CONN_LIMIT), "exceed connection limit".to_string()));
+            return Err(Refused(
+                514,
+                Some(EXCEED_CONN_LIMIT),
+                "exceed connection limit".to_string(),
+            ));
         }
         app.conns.push(conn_id);
         app.counters.stats.connections_total += 1;
@@ -155,7 +162,13 @@ impl Core {
     }
 }
 
-async fn run_conn(core: Arc<Core>, socket: WebSocket, conn_id: u64, app_id: String, mut rx: mpsc::UnboundedReceiver<WsOut>) {
+async fn run_conn(
+    core: Arc<Core>,
+    socket: WebSocket,
+    conn_id: u64,
+    app_id: String,
+    mut rx: mpsc::UnboundedReceiver<WsOut>,
+) {
     {
         let mut st = core.lock();
         core.flush_backlog(&mut st, &app_id);
@@ -200,7 +213,11 @@ pub async fn discovery(AxState(core): AxState<Arc<Core>>, body: Bytes) -> Respon
 }
 
 /// `GET /ws/v2?device_id=&service_id=&ticket=` (WebSocket upgrade).
-pub async fn upgrade(AxState(core): AxState<Arc<Core>>, Query(query): Query<HashMap<String, String>>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    AxState(core): AxState<Arc<Core>>,
+    Query(query): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
     match core.admit(&query) {
         Err(refused) => refused.into_response(),
         Ok((conn_id, app_id, rx)) => {

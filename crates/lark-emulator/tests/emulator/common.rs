@@ -59,11 +59,19 @@ pub struct Api {
 }
 
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().expect("client")
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
 }
 
 pub async fn post_json(base: &str, path: &str, body: &Value) -> Reply {
-    let res = http().post(format!("{base}{path}")).json(body).send().await.expect("request");
+    let res = http()
+        .post(format!("{base}{path}"))
+        .json(body)
+        .send()
+        .await
+        .expect("request");
     to_reply(res).await
 }
 
@@ -72,7 +80,11 @@ pub async fn to_reply(res: reqwest::Response) -> Reply {
     let headers = res.headers().clone();
     let bytes = res.bytes().await.expect("body");
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Reply { status, headers, body }
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 pub async fn tenant_token(base: &str, app: &AppInfo) -> String {
@@ -83,18 +95,30 @@ pub async fn tenant_token(base: &str, app: &AppInfo) -> String {
     )
     .await;
     assert_eq!(r.code(), 0, "token: {}", r.body);
-    r.body["tenant_access_token"].as_str().expect("token").to_string()
+    r.body["tenant_access_token"]
+        .as_str()
+        .expect("token")
+        .to_string()
 }
 
 impl Api {
     pub async fn new(emu: &Emulator, app: &AppInfo) -> Api {
         let base = emu.base_url();
         let token = tenant_token(&base, app).await;
-        Api { base, token, http: http() }
+        Api {
+            base,
+            token,
+            http: http(),
+        }
     }
 
     /// A call; the future owns its URL so callers may pass temporaries.
-    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> impl Future<Output = Reply> + 'static {
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> impl Future<Output = Reply> + 'static {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self
             .http
@@ -128,14 +152,20 @@ impl Api {
 
 /// A raw long-connection client speaking pbbp2.
 pub struct WsClient {
-    pub stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    pub stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
 }
 
 /// Discovery; returns the JSON reply.
 pub async fn discover(base: &str, app: &AppInfo) -> Value {
-    post_json(base, "/callback/ws/endpoint", &json!({"AppID": app.app_id, "AppSecret": app.app_secret}))
-        .await
-        .body
+    post_json(
+        base,
+        "/callback/ws/endpoint",
+        &json!({"AppID": app.app_id, "AppSecret": app.app_secret}),
+    )
+    .await
+    .body
 }
 
 pub fn query(url: &str) -> HashMap<String, String> {

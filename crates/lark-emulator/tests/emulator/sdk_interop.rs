@@ -74,20 +74,36 @@ async fn official_python_sdk_receives_fragmented_event_and_sends() {
     let status = guard(child.wait()).await.expect("driver exit");
     assert!(status.success(), "driver exited with {status}");
 
-    let event: serde_json::Value = serde_json::from_str(&event_line.expect("the SDK got the event")).unwrap();
+    let event: serde_json::Value =
+        serde_json::from_str(&event_line.expect("the SDK got the event")).unwrap();
     assert_eq!(event["event_id"], sent.event_id.as_str());
     assert_eq!(event["message_id"], sent.message_id.as_str());
-    let content: serde_json::Value = serde_json::from_str(event["content"].as_str().unwrap()).unwrap();
+    let content: serde_json::Value =
+        serde_json::from_str(event["content"].as_str().unwrap()).unwrap();
     assert_eq!(content["text"], text.as_str(), "reassembled intact");
 
     eventually(|| emu.stats().apps[&app.app_id].events_acked == 1).await;
     let stats = &emu.stats().apps[&app.app_id];
-    assert_eq!(stats.ack_codes.get("200"), Some(&1), "the SDK acked with code 200");
+    assert_eq!(
+        stats.ack_codes.get("200"),
+        Some(&1),
+        "the SDK acked with code 200"
+    );
     assert_eq!(stats.events_redelivered, 0);
+    assert_eq!(
+        stats.events_fragmented, 1,
+        "the event went out in several frames"
+    );
 
     let sent_id = sent_id.expect("the SDK sent a message");
-    let view = guard(emu.wait_chat(&sent.chat_id, 0, Duration::from_secs(1))).await.unwrap();
-    let reply = view.messages.iter().find(|m| m.message_id == sent_id).expect("message in the chat");
+    let view = guard(emu.wait_chat(&sent.chat_id, 0, Duration::from_secs(1)))
+        .await
+        .unwrap();
+    let reply = view
+        .messages
+        .iter()
+        .find(|m| m.message_id == sent_id)
+        .expect("message in the chat");
     assert_eq!(reply.sender, "bot");
     assert_eq!(reply.text, "reply from the official SDK");
 }

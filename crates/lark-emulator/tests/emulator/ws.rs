@@ -11,8 +11,17 @@ use crate::common::*;
 fn handshake_error(err: tungstenite::Error) -> (u16, Option<String>, Option<String>) {
     match err {
         tungstenite::Error::Http(res) => {
-            let h = |k: &str| res.headers().get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
-            (res.status().as_u16(), h("handshake-status"), h("handshake-autherrcode"))
+            let h = |k: &str| {
+                res.headers()
+                    .get(k)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            (
+                res.status().as_u16(),
+                h("handshake-status"),
+                h("handshake-autherrcode"),
+            )
         }
         other => panic!("expected an HTTP handshake error, got {other}"),
     }
@@ -42,7 +51,10 @@ async fn discovery_then_ping_pong_with_client_config() {
     assert_eq!(cfg["PingInterval"], 7);
     assert_eq!(cfg["ReconnectInterval"], 120);
 
-    let reused = WsClient::dial(url).await.err().expect("ticket is single-use");
+    let reused = WsClient::dial(url)
+        .await
+        .err()
+        .expect("ticket is single-use");
     let (status, hs, auth) = handshake_error(reused);
     assert_eq!(status, 514);
     assert_eq!(hs.as_deref(), Some("514"));
@@ -83,8 +95,14 @@ async fn event_is_delivered_and_acked() {
     let content: Value = serde_json::from_str(msg["content"].as_str().unwrap()).unwrap();
     assert_eq!(content["text"], "@_user_1 hello");
     assert_eq!(msg["mentions"][0]["key"], "@_user_1");
-    assert_eq!(msg["mentions"][0]["id"]["open_id"], app.bot_open_id.as_str());
-    assert_eq!(env["event"]["sender"]["sender_id"]["open_id"], sent.sender_open_id.as_str());
+    assert_eq!(
+        msg["mentions"][0]["id"]["open_id"],
+        app.bot_open_id.as_str()
+    );
+    assert_eq!(
+        env["event"]["sender"]["sender_id"]["open_id"],
+        sent.sender_open_id.as_str()
+    );
     assert_eq!(env["event"]["sender"]["sender_type"], "user");
 
     ws.ack(&frame, 200, None).await;
@@ -111,7 +129,8 @@ async fn mention_all_omits_the_mentions_array() {
     })
     .unwrap();
     let (_, env, _) = ws.next_event().await;
-    let content: Value = serde_json::from_str(env["event"]["message"]["content"].as_str().unwrap()).unwrap();
+    let content: Value =
+        serde_json::from_str(env["event"]["message"]["content"].as_str().unwrap()).unwrap();
     assert_eq!(content["text"], "@_all hi all");
     assert!(env["event"]["message"].get("mentions").is_none());
 }
@@ -127,10 +146,12 @@ async fn large_events_are_fragmented() {
     assert!(fragments >= 5, "{fragments} fragments");
     assert_eq!(frame.header("sum"), Some(fragments.to_string().as_str()));
     assert_eq!(env["header"]["event_id"], sent.event_id.as_str());
-    let content: Value = serde_json::from_str(env["event"]["message"]["content"].as_str().unwrap()).unwrap();
+    let content: Value =
+        serde_json::from_str(env["event"]["message"]["content"].as_str().unwrap()).unwrap();
     assert_eq!(content["text"], text.as_str());
     ws.ack(&frame, 200, None).await;
     eventually(|| emu.stats().apps[&app.app_id].events_acked == 1).await;
+    assert_eq!(emu.stats().apps[&app.app_id].events_fragmented, 1);
 }
 
 #[tokio::test]
@@ -161,7 +182,9 @@ async fn cluster_mode_gives_each_event_to_exactly_one_connection() {
     let mut a = WsClient::connect(&emu, &app).await;
     let mut b = WsClient::connect(&emu, &app).await;
     eventually(|| emu.stats().apps[&app.app_id].connections == 2).await;
-    let sent: HashSet<String> = (0..30).map(|i| user_says(&emu, &format!("m{i}")).event_id).collect();
+    let sent: HashSet<String> = (0..30)
+        .map(|i| user_says(&emu, &format!("m{i}")).event_id)
+        .collect();
     let mut got_a = Vec::new();
     let mut got_b = Vec::new();
     while got_a.len() + got_b.len() < sent.len() {
@@ -176,7 +199,12 @@ async fn cluster_mode_gives_each_event_to_exactly_one_connection() {
     assert_eq!(all.len(), 30, "no event delivered twice");
     assert_eq!(unique.len(), 30);
     assert!(unique.iter().all(|e| sent.contains(*e)));
-    assert!(!got_a.is_empty() && !got_b.is_empty(), "spread over both: {} / {}", got_a.len(), got_b.len());
+    assert!(
+        !got_a.is_empty() && !got_b.is_empty(),
+        "spread over both: {} / {}",
+        got_a.len(),
+        got_b.len()
+    );
     assert_eq!(emu.stats().apps[&app.app_id].events_delivered, 30);
 }
 
@@ -200,29 +228,58 @@ async fn connection_limit_at_handshake_is_514_with_autherrcode() {
     let base = emu.base_url();
     let mut urls = Vec::new();
     for _ in 0..3 {
-        urls.push(discover(&base, &app).await["data"]["URL"].as_str().unwrap().to_string());
+        urls.push(
+            discover(&base, &app).await["data"]["URL"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     let _a = WsClient::dial(&urls[0]).await.unwrap();
     let _b = WsClient::dial(&urls[1]).await.unwrap();
     let (status, hs, auth) = handshake_error(WsClient::dial(&urls[2]).await.err().unwrap());
-    assert_eq!((status, hs.as_deref(), auth.as_deref()), (514, Some("514"), Some("1000040350")));
+    assert_eq!(
+        (status, hs.as_deref(), auth.as_deref()),
+        (514, Some("514"), Some("1000040350"))
+    );
 }
 
 #[tokio::test]
 async fn handshake_and_discovery_faults() {
     let emu = start(|_| {}).await;
     let app = emu.default_app();
-    emu.inject(Fault::RefuseHandshakes { count: 1, status: 403, autherrcode: None, msg: Some("banned".into()) }).unwrap();
+    emu.inject(Fault::RefuseHandshakes {
+        count: 1,
+        status: 403,
+        autherrcode: None,
+        msg: Some("banned".into()),
+    })
+    .unwrap();
     let d = discover(&emu.base_url(), &app).await;
-    let (status, hs, _) = handshake_error(WsClient::dial(d["data"]["URL"].as_str().unwrap()).await.err().unwrap());
+    let (status, hs, _) = handshake_error(
+        WsClient::dial(d["data"]["URL"].as_str().unwrap())
+            .await
+            .err()
+            .unwrap(),
+    );
     assert_eq!((status, hs.as_deref()), (403, Some("403")));
     let _ok = WsClient::connect(&emu, &app).await; // only one refusal
 
-    emu.inject(Fault::DiscoveryCode { count: 2, code: 1, msg: None }).unwrap();
+    emu.inject(Fault::DiscoveryCode {
+        count: 2,
+        code: 1,
+        msg: None,
+    })
+    .unwrap();
     assert_eq!(discover(&emu.base_url(), &app).await["code"], 1);
     assert_eq!(discover(&emu.base_url(), &app).await["code"], 1);
     assert_eq!(discover(&emu.base_url(), &app).await["code"], 0);
-    let wrong = post_json(&emu.base_url(), "/callback/ws/endpoint", &serde_json::json!({"AppID": app.app_id, "AppSecret": "bad"})).await;
+    let wrong = post_json(
+        &emu.base_url(),
+        "/callback/ws/endpoint",
+        &serde_json::json!({"AppID": app.app_id, "AppSecret": "bad"}),
+    )
+    .await;
     assert_eq!(wrong.body["code"], 10014);
 }
 

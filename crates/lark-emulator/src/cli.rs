@@ -85,3 +85,31 @@ pub async fn run_cli(args: Vec<String>) -> Result<(), String> {
     emu.shutdown().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn flags_set_the_config() {
+        let cfg = parse_args(&args("--port 9000 --app-id cli_0123456789abcdef --app-secret s --max-fragment-bytes 64 --no-chat-rate-limit")).unwrap();
+        assert_eq!(cfg.port, 9000);
+        assert_eq!(cfg.app_id, "cli_0123456789abcdef");
+        assert_eq!(cfg.app_secret, "s");
+        assert_eq!(cfg.max_fragment_bytes, Some(64));
+        assert_eq!(cfg.per_chat_rate, None);
+        assert!(parse_args(&args("--port"))
+            .unwrap_err()
+            .contains("needs a value"));
+        assert!(parse_args(&args("--port x"))
+            .unwrap_err()
+            .contains("not a number"));
+        assert!(parse_args(&args("--what"))
+            .unwrap_err()
+            .contains("unknown argument"));
+    }
+}

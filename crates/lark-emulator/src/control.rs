@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State as AxState};
@@ -23,14 +23,14 @@ use crate::state::{Core, Message, State};
 /// Longest a long-poll waits.
 pub const MAX_WAIT: Duration = Duration::from_secs(20);
 
-fn view(st: &State, msg: &Message) -> ChatMessageView {
+fn view(st: &State, msg: &Message, auto_close: Duration, now: Instant) -> ChatMessageView {
     let name_of = |id: &str| st.user_name(id);
     let card = msg.card_id.as_ref().and_then(|id| st.cards.get(id));
     let (text, content, streaming) = match card {
         Some(card) => (
             content::render_card(&card.card),
             card.card.to_string(),
-            card.streaming(),
+            card.streaming() && now.saturating_duration_since(card.streaming_since) < auto_close,
         ),
         None => (
             msg.text
@@ -68,8 +68,8 @@ fn view(st: &State, msg: &Message) -> ChatMessageView {
 impl Core {
     /// A chat as a user sees it.
     pub fn chat_view(&self, chat_id: &str) -> Result<ChatView, Error> {
-        let mut st = self.lock();
-        st.auto_close_cards(std::time::Instant::now(), self.cfg.streaming_auto_close);
+        let st = self.lock();
+        let now = Instant::now();
         let chat = st
             .chats
             .get(chat_id)
@@ -78,7 +78,7 @@ impl Core {
             .messages
             .iter()
             .filter_map(|id| st.messages.get(id))
-            .map(|m| view(&st, m))
+            .map(|m| view(&st, m, self.cfg.streaming_auto_close, now))
             .collect();
         Ok(ChatView {
             chat_id: chat.chat_id.clone(),
@@ -100,16 +100,24 @@ impl Core {
         let mut rx = self.lock().version_tx.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let view = self.chat_view(chat_id)?;
-            if view.version > after_version {
-                return Ok(view);
+            // Cheap check first: changes of other chats wake us too.
+            if self.chat_version(chat_id)? > after_version {
+                return self.chat_view(chat_id);
             }
             tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => return Ok(view),
-                changed = rx.changed() => if changed.is_err() { return Ok(view) },
-                _ = self.cancel.cancelled() => return Ok(view),
+                _ = tokio::time::sleep_until(deadline) => return self.chat_view(chat_id),
+                changed = rx.changed() => if changed.is_err() { return self.chat_view(chat_id) },
+                _ = self.cancel.cancelled() => return self.chat_view(chat_id),
             }
         }
+    }
+
+    fn chat_version(&self, chat_id: &str) -> Result<u64, Error> {
+        self.lock()
+            .chats
+            .get(chat_id)
+            .map(|c| c.version)
+            .ok_or_else(|| Error::NotFound(format!("chat {chat_id}")))
     }
 
     /// All chats.

@@ -16,7 +16,7 @@ use crate::content;
 use crate::error::Error;
 use crate::model::{
     AppInfo, ApproveRegistration, CardPress, ChatList, ChatMessageView, ChatSummary, ChatView,
-    Fault, NewApp, ReactionView, Stats, UserMessage, WebhookConfig,
+    Fault, NewApp, RawEvent, ReactionView, Stats, UserMessage, UserReaction, WebhookConfig,
 };
 use crate::state::{Core, Message, State};
 
@@ -304,6 +304,28 @@ pub async fn approve(
     respond(body(json).and_then(|r| core.approve_registration(r)))
 }
 
+/// `POST /_emulator/events`: push any event.
+pub async fn raw_event(
+    AxState(core): Core_,
+    json: Result<Json<RawEvent>, JsonRejection>,
+) -> Response {
+    respond(body(json).and_then(|e| core.deliver_event(e)))
+}
+
+/// `POST /_emulator/messages/{message_id}/reactions`: a user reacts.
+pub async fn react(
+    AxState(core): Core_,
+    Path(message_id): Path<String>,
+    json: Result<Json<UserReaction>, JsonRejection>,
+) -> Response {
+    respond(body(json).and_then(|r| core.user_react(&message_id, r)))
+}
+
+/// `POST /_emulator/messages/{message_id}/recall`: a user recalls a message.
+pub async fn recall(AxState(core): Core_, Path(message_id): Path<String>) -> Response {
+    respond(core.user_recall(&message_id))
+}
+
 /// `GET /_emulator`: what is where.
 pub async fn index(AxState(core): Core_) -> Response {
     let app = core.default_app();
@@ -312,6 +334,8 @@ pub async fn index(AxState(core): Core_) -> Response {
         "default_app": {"app_id": app.app_id, "app_secret": app.app_secret, "bot_open_id": app.bot_open_id, "bot_name": app.bot_name},
         "control": [
             "POST /_emulator/messages", "POST /_emulator/cards/{message_id}/action",
+            "POST /_emulator/messages/{message_id}/reactions", "POST /_emulator/messages/{message_id}/recall",
+            "POST /_emulator/events",
             "GET /_emulator/chats", "GET /_emulator/chats/{chat_id}/messages?wait_version=N",
             "GET /_emulator/apps", "POST /_emulator/apps", "PUT /_emulator/apps/{app_id}/webhook",
             "POST /_emulator/faults", "GET /_emulator/stats", "POST /_emulator/registrations/approve",

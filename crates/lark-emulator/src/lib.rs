@@ -34,8 +34,9 @@ pub use config::{EmulatorConfig, DEFAULT_APP_ID, DEFAULT_APP_SECRET, DEFAULT_BOT
 pub use error::Error;
 pub use model::{
     AppInfo, AppStats, ApproveRegistration, ApprovedRegistration, CardPress, CardPressResult,
-    ChatList, ChatMessageView, ChatSummary, ChatView, Fault, ForwardedMessage, Latency, NewApp,
-    ReactionView, SentMessage, Stats, UserMessage, WebhookConfig,
+    ChatList, ChatMessageView, ChatSummary, ChatView, DeliveredEvent, Fault, ForwardedMessage,
+    Latency, NewApp, RawEvent, ReactionView, SentMessage, Stats, UserMessage, UserReaction,
+    WebhookConfig,
 };
 
 use state::Core;
@@ -149,6 +150,25 @@ impl Emulator {
     /// All chats.
     pub fn chats(&self) -> ChatList {
         self.core.chat_list()
+    }
+
+    /// Pushes any event (v2.0 envelope) to an app.
+    pub fn deliver_event(&self, event: RawEvent) -> Result<DeliveredEvent, Error> {
+        self.core.deliver_event(event)
+    }
+
+    /// A user adds a reaction (`im.message.reaction.created_v1`).
+    pub fn user_react(
+        &self,
+        message_id: &str,
+        reaction: UserReaction,
+    ) -> Result<DeliveredEvent, Error> {
+        self.core.user_react(message_id, reaction)
+    }
+
+    /// A user recalls their message (`im.message.recalled_v1`).
+    pub fn user_recall(&self, message_id: &str) -> Result<DeliveredEvent, Error> {
+        self.core.user_recall(message_id)
     }
 
     /// A user presses a card button; returns the app's callback answer.

@@ -391,3 +391,35 @@ pub struct ApprovedRegistration {
     /// The scanning user's open_id (`user_info.open_id`).
     pub user_open_id: String,
 }
+
+/// Any event to push to an app as a v2.0 envelope (control API).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RawEvent {
+    /// The app (default app if absent).
+    #[serde(default)]
+    pub app_id: Option<String>,
+    /// `header.event_type`, e.g. `im.chat.member.bot.added_v1`.
+    pub event_type: String,
+    /// The `event` object.
+    pub event: Value,
+}
+
+/// A user adds a reaction to a message.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UserReaction {
+    /// Who reacts (a new user if absent).
+    pub operator_open_id: Option<String>,
+    /// Emoji type, e.g. `THUMBSUP`.
+    pub emoji_type: String,
+}
+
+/// An event the control API pushed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeliveredEvent {
+    /// `header.event_id`.
+    pub event_id: String,
+    /// The new reaction's id (reactions only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaction_id: Option<String>,
+}

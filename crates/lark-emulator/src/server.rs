@@ -198,6 +198,15 @@ fn control_routes() -> Router<Arc<Core>> {
         .route("/_emulator", get(control::index))
         .route("/_emulator/messages", post(control::post_message))
         .route(
+            "/_emulator/messages/{message_id}/reactions",
+            post(control::react),
+        )
+        .route(
+            "/_emulator/messages/{message_id}/recall",
+            post(control::recall),
+        )
+        .route("/_emulator/events", post(control::raw_event))
+        .route(
             "/_emulator/cards/{message_id}/action",
             post(control::card_action),
         )

@@ -12,7 +12,10 @@ use crate::error::Error;
 use crate::events;
 use crate::ids;
 use crate::im::{mime_for, sniff_image};
-use crate::model::{CardPress, CardPressResult, ForwardedMessage, SentMessage, UserMessage};
+use crate::model::{
+    CardPress, CardPressResult, DeliveredEvent, ForwardedMessage, RawEvent, SentMessage,
+    UserMessage, UserReaction,
+};
 use crate::state::{
     new_message, now_ms, Actor, CallbackOutcome, ChatMode, Core, Message, OutEvent, Resource,
     ResourceKind, State,
@@ -467,5 +470,103 @@ impl Core {
         }
         st.bump(&chat_id);
         true
+    }
+
+    /// Pushes any event to an app.
+    pub fn deliver_event(self: &Arc<Self>, raw: RawEvent) -> Result<DeliveredEvent, Error> {
+        if raw.event_type.is_empty() || !raw.event.is_object() {
+            return Err(Error::Invalid(
+                "event_type and an event object are required".into(),
+            ));
+        }
+        let mut st = self.lock();
+        let app_id = st.resolve_app(raw.app_id.as_deref())?;
+        let (event_id, payload) = events::envelope(&st, &app_id, &raw.event_type, raw.event);
+        self.deliver(&mut st, &app_id, OutEvent::new(event_id.clone(), payload));
+        Ok(DeliveredEvent {
+            event_id,
+            reaction_id: None,
+        })
+    }
+
+    /// The app whose chat holds `message_id`.
+    fn message_app(st: &State, message_id: &str) -> Result<(String, String), Error> {
+        let msg = st
+            .messages
+            .get(message_id)
+            .ok_or_else(|| Error::NotFound(format!("message {message_id}")))?;
+        let app_id = st
+            .chats
+            .get(&msg.chat_id)
+            .map(|c| c.app_id.clone())
+            .ok_or_else(|| Error::NotFound(format!("chat {}", msg.chat_id)))?;
+        Ok((app_id, msg.chat_id.clone()))
+    }
+
+    /// A user reacts to a message: stored, `im.message.reaction.created_v1` pushed.
+    pub fn user_react(
+        self: &Arc<Self>,
+        message_id: &str,
+        req: UserReaction,
+    ) -> Result<DeliveredEvent, Error> {
+        if req.emoji_type.is_empty() {
+            return Err(Error::Invalid("emoji_type is required".into()));
+        }
+        let mut st = self.lock();
+        let (app_id, chat_id) = Self::message_app(&st, message_id)?;
+        let operator = st.ensure_user(req.operator_open_id.as_deref(), None);
+        let reaction_id = ids::alnum(40);
+        let action_ms = now_ms();
+        let event = json!({
+            "message_id": message_id,
+            "reaction_type": {"emoji_type": req.emoji_type},
+            "operator_type": "user",
+            "user_id": events::user_ids(&st, &operator),
+            "action_time": action_ms.to_string(),
+        });
+        if let Some(msg) = st.messages.get_mut(message_id) {
+            msg.reactions.push(crate::state::Reaction {
+                reaction_id: reaction_id.clone(),
+                emoji_type: req.emoji_type,
+                operator: Actor::User(operator),
+                action_ms,
+            });
+        }
+        st.bump(&chat_id);
+        let (event_id, payload) =
+            events::envelope(&st, &app_id, "im.message.reaction.created_v1", event);
+        self.deliver(&mut st, &app_id, OutEvent::new(event_id.clone(), payload));
+        Ok(DeliveredEvent {
+            event_id,
+            reaction_id: Some(reaction_id),
+        })
+    }
+
+    /// A user recalls their message: marked recalled, `im.message.recalled_v1` pushed.
+    pub fn user_recall(self: &Arc<Self>, message_id: &str) -> Result<DeliveredEvent, Error> {
+        let mut st = self.lock();
+        let (app_id, chat_id) = Self::message_app(&st, message_id)?;
+        let Some(msg) = st.messages.get_mut(message_id) else {
+            return Err(Error::NotFound(format!("message {message_id}")));
+        };
+        if !matches!(msg.sender, Actor::User(_)) || msg.recalled {
+            return Err(Error::Invalid(
+                "only a user's message that is not recalled yet".into(),
+            ));
+        }
+        msg.recalled = true;
+        st.bump(&chat_id);
+        let event = json!({
+            "message_id": message_id,
+            "chat_id": chat_id,
+            "recall_time": now_ms().to_string(),
+            "recall_type": "message_owner",
+        });
+        let (event_id, payload) = events::envelope(&st, &app_id, "im.message.recalled_v1", event);
+        self.deliver(&mut st, &app_id, OutEvent::new(event_id.clone(), payload));
+        Ok(DeliveredEvent {
+            event_id,
+            reaction_id: None,
+        })
     }
 }

@@ -255,3 +255,71 @@ async fn http_control_api_mirrors_the_rust_api() {
     );
     emu.inject(Fault::Clear).unwrap();
 }
+
+#[tokio::test]
+async fn user_reactions_recalls_and_raw_events_are_pushed() {
+    let emu = start(|_| {}).await;
+    let app = emu.default_app();
+    let mut ws = WsClient::connect(&emu, &app).await;
+    let sent = user_says(&emu, "react to me");
+    let (f, _, _) = ws.next_event().await;
+    ws.ack(&f, 200, None).await;
+
+    let base = emu.base_url();
+    let r = post_json(
+        &base,
+        &format!("/_emulator/messages/{}/reactions", sent.message_id),
+        &json!({"operator_open_id": sent.sender_open_id, "emoji_type": "THUMBSUP"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (f, env, _) = ws.next_event().await;
+    ws.ack(&f, 200, None).await;
+    assert_eq!(
+        env["header"]["event_type"],
+        "im.message.reaction.created_v1"
+    );
+    assert_eq!(env["header"]["event_id"], r.body["event_id"]);
+    assert_eq!(env["event"]["reaction_type"]["emoji_type"], "THUMBSUP");
+    assert_eq!(
+        env["event"]["user_id"]["open_id"],
+        sent.sender_open_id.as_str()
+    );
+    let view = emu.chat_messages(&sent.chat_id).unwrap();
+    assert_eq!(view[0].reactions[0].operator, sent.sender_open_id);
+
+    let recall = post_json(
+        &base,
+        &format!("/_emulator/messages/{}/recall", sent.message_id),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(recall.status, 200);
+    let (f, env, _) = ws.next_event().await;
+    ws.ack(&f, 200, None).await;
+    assert_eq!(env["header"]["event_type"], "im.message.recalled_v1");
+    assert_eq!(env["event"]["message_id"], sent.message_id.as_str());
+    assert!(emu.chat_messages(&sent.chat_id).unwrap()[0].recalled);
+    assert_eq!(
+        post_json(
+            &base,
+            &format!("/_emulator/messages/{}/recall", sent.message_id),
+            &json!({})
+        )
+        .await
+        .status,
+        400
+    );
+
+    let added = emu
+        .deliver_event(lark_emulator::RawEvent {
+            app_id: None,
+            event_type: "im.chat.member.bot.added_v1".into(),
+            event: json!({"chat_id": "oc_x", "operator_id": {"open_id": sent.sender_open_id}, "external": false, "name": "Team"}),
+        })
+        .unwrap();
+    let (f, env, _) = ws.next_event().await;
+    ws.ack(&f, 200, None).await;
+    assert_eq!(env["header"]["event_id"], added.event_id.as_str());
+    assert_eq!(env["event"]["name"], "Team");
+}

@@ -13,6 +13,9 @@ use serde::Deserialize;
 use crate::ids;
 use crate::state::{now_ms, CallbackOutcome, Core, OutEvent, Pending, State, WsOut};
 
+/// Events kept per app while no receiver is connected (oldest dropped).
+const MAX_BACKLOG: usize = 100_000;
+
 /// The data frames carrying one event (several when fragmented).
 pub fn event_frames(
     payload: &[u8],
@@ -120,7 +123,13 @@ impl Core {
                     Some(reply) => {
                         let _ = reply.send(CallbackOutcome::NoReceiver);
                     }
-                    None => app.backlog.push_back(event),
+                    None => {
+                        if app.backlog.len() >= MAX_BACKLOG {
+                            app.backlog.pop_front();
+                            app.counters.stats.events_dropped += 1;
+                        }
+                        app.backlog.push_back(event);
+                    }
                 }
                 return;
             }

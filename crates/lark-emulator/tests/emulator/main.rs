@@ -1,0 +1,12 @@
+//! Integration tests of the emulator over real loopback sockets.
+
+mod common;
+
+mod cardkit;
+mod control;
+mod im;
+mod registration;
+mod sdk_interop;
+mod tokens;
+mod webhook;
+mod ws;

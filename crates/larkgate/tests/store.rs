@@ -142,6 +142,7 @@ on_both_databases!(
     duplicate_event_id_across_batches,
     duplicate_message_id_across_batches,
     duplicates_within_one_batch,
+    ids_match_events_of_a_new_batch,
     accounts_do_not_share_dedup,
     batches_larger_than_one_statement,
     concurrent_inserts_of_one_event_store_it_once,
@@ -179,10 +180,16 @@ fn inserted_id(outcome: InsertOutcome) -> i64 {
 
 async fn duplicate_event_id_across_batches(db: &TestDb) {
     let s = &db.store;
-    let first = s.insert_inbound(&[event("a", "e1", Some("m1"))]).await.unwrap();
+    let first = s
+        .insert_inbound(&[event("a", "e1", Some("m1"))])
+        .await
+        .unwrap();
     inserted_id(first[0]);
     // Same event_id, different message_id: still the same delivery.
-    let again = s.insert_inbound(&[event("a", "e1", Some("m2"))]).await.unwrap();
+    let again = s
+        .insert_inbound(&[event("a", "e1", Some("m2"))])
+        .await
+        .unwrap();
     assert_eq!(again, vec![InsertOutcome::Duplicate]);
     let without_message = s.insert_inbound(&[event("a", "e1", None)]).await.unwrap();
     assert_eq!(without_message, vec![InsertOutcome::Duplicate]);
@@ -190,10 +197,16 @@ async fn duplicate_event_id_across_batches(db: &TestDb) {
 
 async fn duplicate_message_id_across_batches(db: &TestDb) {
     let s = &db.store;
-    let first = s.insert_inbound(&[event("a", "e1", Some("m1"))]).await.unwrap();
+    let first = s
+        .insert_inbound(&[event("a", "e1", Some("m1"))])
+        .await
+        .unwrap();
     inserted_id(first[0]);
     // A new event_id carrying a message already seen (v1 and v2 of one message).
-    let again = s.insert_inbound(&[event("a", "e2", Some("m1"))]).await.unwrap();
+    let again = s
+        .insert_inbound(&[event("a", "e2", Some("m1"))])
+        .await
+        .unwrap();
     assert_eq!(again, vec![InsertOutcome::Duplicate]);
     // Events without a message_id never collide on it.
     let a = s.insert_inbound(&[event("a", "e3", None)]).await.unwrap();
@@ -222,12 +235,34 @@ async fn duplicates_within_one_batch(db: &TestDb) {
     assert_eq!(out[2], Duplicate);
     assert_eq!(out[4], Duplicate);
     assert_eq!(out[5], Duplicate);
-    let ids = [inserted_id(out[0]), inserted_id(out[3]), inserted_id(out[6])];
-    assert!(ids[0] < ids[1] && ids[1] < ids[2], "ids follow the batch: {ids:?}");
+    let ids = [
+        inserted_id(out[0]),
+        inserted_id(out[3]),
+        inserted_id(out[6]),
+    ];
+    assert!(
+        ids[0] < ids[1] && ids[1] < ids[2],
+        "ids follow the batch: {ids:?}"
+    );
     let stored = s.get_inbound(ids[2]).await.unwrap().expect("row e5");
     assert_eq!(stored.event_id, "e5");
     assert_eq!(stored.message_id.as_deref(), Some("m2"));
     assert_eq!(stored.state, InboundState::Pending);
+}
+
+async fn ids_match_events_of_a_new_batch(db: &TestDb) {
+    let s = &db.store;
+    let batch: Vec<NewInbound> = (0..20)
+        .map(|i| event(if i % 3 == 0 { "a" } else { "b" }, &format!("e{i}"), None))
+        .collect();
+    let out = s.insert_inbound(&batch).await.unwrap();
+    for (e, outcome) in batch.iter().zip(out) {
+        let row = s.get_inbound(inserted_id(outcome)).await.unwrap().unwrap();
+        assert_eq!(
+            (row.account.as_str(), row.event_id.as_str()),
+            (e.account.as_str(), e.event_id.as_str())
+        );
+    }
 }
 
 async fn accounts_do_not_share_dedup(db: &TestDb) {
@@ -237,7 +272,10 @@ async fn accounts_do_not_share_dedup(db: &TestDb) {
         .await
         .unwrap();
     assert_ne!(inserted_id(out[0]), inserted_id(out[1]));
-    let again = s.insert_inbound(&[event("b", "e1", Some("m1"))]).await.unwrap();
+    let again = s
+        .insert_inbound(&[event("b", "e1", Some("m1"))])
+        .await
+        .unwrap();
     assert_eq!(again, vec![InsertOutcome::Duplicate]);
 }
 
@@ -399,20 +437,46 @@ async fn prune_keeps_the_dedup_window(db: &TestDb) {
         .await
         .unwrap();
     let ids: Vec<i64> = out.into_iter().map(inserted_id).collect();
-    s.set_inbound_state(ids[0], InboundState::Done).await.unwrap();
-    s.set_inbound_state(ids[2], InboundState::Done).await.unwrap();
+    s.set_inbound_state(ids[0], InboundState::Done)
+        .await
+        .unwrap();
+    s.set_inbound_state(ids[2], InboundState::Done)
+        .await
+        .unwrap();
 
     // Asking for one hour is raised to the 24 h minimum.
     assert_eq!(s.prune_inbound(now, HOUR_MS).await.unwrap(), 1);
     assert_eq!(s.get_inbound(ids[0]).await.unwrap(), None);
-    assert!(s.get_inbound(ids[1]).await.unwrap().is_some(), "unfinished rows stay");
-    assert!(s.get_inbound(ids[2]).await.unwrap().is_some(), "recent rows stay");
+    assert!(
+        s.get_inbound(ids[1]).await.unwrap().is_some(),
+        "unfinished rows stay"
+    );
+    assert!(
+        s.get_inbound(ids[2]).await.unwrap().is_some(),
+        "recent rows stay"
+    );
     let again = s
         .insert_inbound(&[event("a", "recent-done", None)])
         .await
         .unwrap();
     assert_eq!(again, vec![InsertOutcome::Duplicate]);
     assert_eq!(s.prune_inbound(now, MIN_DEDUP_WINDOW_MS).await.unwrap(), 0);
+
+    // Much later everything finished is old, but the newest row stays, so a
+    // new event never gets an id that was used before.
+    s.set_inbound_state(ids[1], InboundState::Done)
+        .await
+        .unwrap();
+    let much_later = now + 30 * 24 * HOUR_MS;
+    assert_eq!(
+        s.prune_inbound(much_later, MIN_DEDUP_WINDOW_MS)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(s.get_inbound(ids[2]).await.unwrap().is_some());
+    let next = s.insert_inbound(&[event("a", "next", None)]).await.unwrap();
+    assert!(inserted_id(next[0]) > ids[2]);
 }
 
 async fn history_limit_and_reset(db: &TestDb) {
@@ -432,7 +496,9 @@ async fn history_limit_and_reset(db: &TestDb) {
         .unwrap();
     let last3 = s.history("a", "chat:oc_1", 0, 3).await.unwrap();
     let expect = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-        v.iter().map(|(r, t)| (r.to_string(), t.to_string())).collect()
+        v.iter()
+            .map(|(r, t)| (r.to_string(), t.to_string()))
+            .collect()
     };
     assert_eq!(
         last3,
@@ -467,20 +533,44 @@ fn created(outcome: PairingOutcome) -> store::Pairing {
 async fn pairing_limits_and_existing(db: &TestDb) {
     let s = &db.store;
     let now = 1_000_000;
-    let p1 = created(s.create_pairing("a", "ou_1", "abcd2345", now, HOUR_MS, 3).await.unwrap());
+    let p1 = created(
+        s.create_pairing("a", "ou_1", "abcd2345", now, HOUR_MS, 3)
+            .await
+            .unwrap(),
+    );
     assert_eq!(p1.code, "ABCD2345");
     assert_eq!(p1.expires_ms, now + HOUR_MS);
-    created(s.create_pairing("a", "ou_2", "CODE0002", now + 1, HOUR_MS, 3).await.unwrap());
+    created(
+        s.create_pairing("a", "ou_2", "CODE0002", now + 1, HOUR_MS, 3)
+            .await
+            .unwrap(),
+    );
     // The same sender asking again gets the same request back.
-    let again = s.create_pairing("a", "ou_1", "NEWCODE1", now + 2, HOUR_MS, 3).await.unwrap();
+    let again = s
+        .create_pairing("a", "ou_1", "NEWCODE1", now + 2, HOUR_MS, 3)
+        .await
+        .unwrap();
     assert_eq!(again, PairingOutcome::Existing(p1.clone()));
-    created(s.create_pairing("a", "ou_3", "CODE0003", now + 3, HOUR_MS, 3).await.unwrap());
-    let fourth = s.create_pairing("a", "ou_4", "CODE0004", now + 4, HOUR_MS, 3).await.unwrap();
+    created(
+        s.create_pairing("a", "ou_3", "CODE0003", now + 3, HOUR_MS, 3)
+            .await
+            .unwrap(),
+    );
+    let fourth = s
+        .create_pairing("a", "ou_4", "CODE0004", now + 4, HOUR_MS, 3)
+        .await
+        .unwrap();
     assert_eq!(fourth, PairingOutcome::TooMany);
     // The limit is per account.
-    created(s.create_pairing("b", "ou_4", "CODE0005", now + 5, HOUR_MS, 3).await.unwrap());
+    created(
+        s.create_pairing("b", "ou_4", "CODE0005", now + 5, HOUR_MS, 3)
+            .await
+            .unwrap(),
+    );
     // Codes are unique across accounts.
-    let taken = s.create_pairing("b", "ou_5", "code0002", now + 6, HOUR_MS, 3).await;
+    let taken = s
+        .create_pairing("b", "ou_5", "code0002", now + 6, HOUR_MS, 3)
+        .await;
     assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
 
     let listed: Vec<String> = s
@@ -507,35 +597,72 @@ async fn pairing_expiry(db: &TestDb) {
     let later = now + HOUR_MS;
     assert!(s.list_pairings(Some("a"), later).await.unwrap().is_empty());
     // Expired requests do not count against the limit...
-    created(s.create_pairing("a", "ou_4", "CODE0004", later, HOUR_MS, 3).await.unwrap());
+    created(
+        s.create_pairing("a", "ou_4", "CODE0004", later, HOUR_MS, 3)
+            .await
+            .unwrap(),
+    );
     // ...and an expired sender gets a fresh code.
-    let renewed = created(s.create_pairing("a", "ou_1", "CODE0005", later, HOUR_MS, 3).await.unwrap());
+    let renewed = created(
+        s.create_pairing("a", "ou_1", "CODE0005", later, HOUR_MS, 3)
+            .await
+            .unwrap(),
+    );
     assert_eq!(renewed.expires_ms, later + HOUR_MS);
     // An expired code cannot be approved.
-    created(s.create_pairing("b", "ou_9", "SHORTTTL", later, 10, 3).await.unwrap());
-    assert_eq!(s.approve_pairing("SHORTTTL", later + 10).await.unwrap(), None);
+    created(
+        s.create_pairing("b", "ou_9", "SHORTTTL", later, 10, 3)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        s.approve_pairing("SHORTTTL", later + 10).await.unwrap(),
+        None
+    );
     assert!(!s.is_approved("b", "ou_9").await.unwrap());
 }
 
 async fn pairing_approve_and_reject(db: &TestDb) {
     let s = &db.store;
     let now = 5_000;
-    let p = created(s.create_pairing("a", "ou_1", "PAIRME22", now, HOUR_MS, 3).await.unwrap());
-    created(s.create_pairing("a", "ou_2", "REJECT33", now, HOUR_MS, 3).await.unwrap());
+    let p = created(
+        s.create_pairing("a", "ou_1", "PAIRME22", now, HOUR_MS, 3)
+            .await
+            .unwrap(),
+    );
+    created(
+        s.create_pairing("a", "ou_2", "REJECT33", now, HOUR_MS, 3)
+            .await
+            .unwrap(),
+    );
     assert!(!s.is_approved("a", "ou_1").await.unwrap());
 
     let approved = s.approve_pairing("pairme22", now + 1).await.unwrap();
     assert_eq!(approved, Some(p));
     assert!(s.is_approved("a", "ou_1").await.unwrap());
-    assert!(!s.is_approved("b", "ou_1").await.unwrap(), "approval is per account");
+    assert!(
+        !s.is_approved("b", "ou_1").await.unwrap(),
+        "approval is per account"
+    );
     assert_eq!(s.approve_pairing("PAIRME22", now + 2).await.unwrap(), None);
-    assert_eq!(s.approved_senders("a").await.unwrap(), vec!["ou_1".to_string()]);
+    assert_eq!(
+        s.approved_senders("a").await.unwrap(),
+        vec!["ou_1".to_string()]
+    );
 
-    let rejected = s.reject_pairing("Reject33").await.unwrap().expect("pending");
+    let rejected = s
+        .reject_pairing("Reject33")
+        .await
+        .unwrap()
+        .expect("pending");
     assert_eq!(rejected.open_id, "ou_2");
     assert_eq!(s.reject_pairing("REJECT33").await.unwrap(), None);
     assert!(!s.is_approved("a", "ou_2").await.unwrap());
-    assert!(s.list_pairings(Some("a"), now + 3).await.unwrap().is_empty());
+    assert!(s
+        .list_pairings(Some("a"), now + 3)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(s.approve_pairing("NOSUCHCD", now).await.unwrap(), None);
 }
 
@@ -544,9 +671,16 @@ async fn concurrent_pairings_respect_the_limit(db: &TestDb) {
     for i in 0..12 {
         let s = db.store.clone();
         tasks.push(tokio::spawn(async move {
-            s.create_pairing("a", &format!("ou_{i}"), &format!("RACE{i:04}"), 1, HOUR_MS, 3)
-                .await
-                .unwrap()
+            s.create_pairing(
+                "a",
+                &format!("ou_{i}"),
+                &format!("RACE{i:04}"),
+                1,
+                HOUR_MS,
+                3,
+            )
+            .await
+            .unwrap()
         }));
     }
     let mut outcomes = Vec::new();

@@ -4,8 +4,8 @@
 
 -- Every delivery, written before it is acked. The unique indexes are the
 -- deduplication: a redelivered event_id or message_id cannot be inserted
--- twice, whatever the process remembers. Identity ids are never
--- reused, even after pruning, because reply uuids are derived from them.
+-- twice, whatever the process remembers. Identity ids are never reused
+-- (reply uuids are derived from them).
 CREATE TABLE inbound (
     id             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     account        TEXT    NOT NULL,

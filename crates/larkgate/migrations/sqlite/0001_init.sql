@@ -4,10 +4,13 @@
 
 -- Every delivery, written before it is acked. The unique indexes are the
 -- deduplication: a redelivered event_id or message_id cannot be inserted
--- twice, whatever the process remembers. AUTOINCREMENT: ids are never
--- reused, even after pruning, because reply uuids are derived from them.
+-- twice, whatever the process remembers. Ids are never reused (reply uuids
+-- are derived from them): a new rowid is the largest + 1, and pruning never
+-- deletes the newest row. (No AUTOINCREMENT: it spends an id on every row
+-- skipped by ON CONFLICT, and the batch insert relies on the ids of one
+-- statement's new rows being contiguous.)
 CREATE TABLE inbound (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             INTEGER PRIMARY KEY,
     account        TEXT    NOT NULL,
     event_id       TEXT    NOT NULL,
     message_id     TEXT,
@@ -34,7 +37,7 @@ CREATE TABLE sessions (
 );
 
 CREATE TABLE turns (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          INTEGER PRIMARY KEY,
     account     TEXT    NOT NULL,
     session_key TEXT    NOT NULL,
     generation  INTEGER NOT NULL,

@@ -266,7 +266,8 @@ pub trait Store: Send + Sync {
 
     /// Deletes finished rows (done, dropped, failed) received more than
     /// `older_than_ms` before `now_ms`; `older_than_ms` is raised to
-    /// [`MIN_DEDUP_WINDOW_MS`] if smaller. Returns how many were deleted.
+    /// [`MIN_DEDUP_WINDOW_MS`] if smaller. The newest row is always kept (so
+    /// ids are never reused). Returns how many were deleted.
     fn prune_inbound(
         &self,
         now_ms: i64,

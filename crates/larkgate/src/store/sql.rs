@@ -2,17 +2,20 @@
 //! PostgreSQL alike.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row, Transaction};
+use tokio::sync::{Mutex, MutexGuard};
 
 use super::{
-    InboundRow, InboundState, InsertOutcome, NewInbound, OpenCard, Pairing, PairingOutcome,
-    Store, StoreError, MIN_DEDUP_WINDOW_MS,
+    InboundRow, InboundState, InsertOutcome, NewInbound, OpenCard, Pairing, PairingOutcome, Store,
+    StoreError, MIN_DEDUP_WINDOW_MS,
 };
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -66,10 +69,49 @@ impl Backend {
     }
 }
 
-/// The SQL store. Cheap to clone (the pool is shared).
+/// How queries reach the database.
+#[derive(Debug)]
+enum Handle {
+    /// PostgreSQL: a pool, so requests run concurrently and broken
+    /// connections are replaced.
+    Pool(AnyPool),
+    /// SQLite: one connection, owned. SQLite has one writer at a time
+    /// anyway; a second connection would find the file changed after every
+    /// write of the first and drop its page cache; and going through a pool
+    /// (acquire, return) cost more CPU per query than the query itself.
+    Single(Mutex<AnyConnection>),
+}
+
+/// A connection borrowed from a [`Handle`] for one operation.
+enum Conn<'a> {
+    Pooled(PoolConnection<Any>),
+    Single(MutexGuard<'a, AnyConnection>),
+}
+
+impl Deref for Conn<'_> {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        match self {
+            Conn::Pooled(c) => c,
+            Conn::Single(c) => c,
+        }
+    }
+}
+
+impl DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match self {
+            Conn::Pooled(c) => c,
+            Conn::Single(c) => c,
+        }
+    }
+}
+
+/// The SQL store. Cheap to clone (clones share the connections).
 #[derive(Clone, Debug)]
 pub struct SqlStore {
-    pool: AnyPool,
+    handle: Arc<Handle>,
     backend: Backend,
 }
 
@@ -82,30 +124,32 @@ impl SqlStore {
     pub async fn open(url: &str) -> Result<SqlStore, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of(url)?;
-        let pool = match backend {
-            Backend::Sqlite => open_sqlite(url).await?,
+        let handle = match backend {
+            Backend::Sqlite => {
+                let mut conn = open_sqlite(url).await?;
+                SQLITE_MIGRATIONS.run(&mut conn).await?;
+                Handle::Single(Mutex::new(conn))
+            }
             Backend::Postgres => {
-                AnyPoolOptions::new()
+                let pool = AnyPoolOptions::new()
                     .max_connections(8)
                     .connect(url)
-                    .await?
+                    .await?;
+                POSTGRES_MIGRATIONS.run(&pool).await?;
+                Handle::Pool(pool)
             }
         };
-        let migrator = match backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator.run(&pool).await?;
-        Ok(SqlStore { pool, backend })
+        Ok(SqlStore {
+            handle: Arc::new(handle),
+            backend,
+        })
     }
 
-    /// Closes the pool, waiting for connections to be returned.
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
-    async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        Ok(self.pool.begin_with(self.backend.begin_write()).await?)
+    async fn conn(&self) -> Result<Conn<'_>, StoreError> {
+        Ok(match &*self.handle {
+            Handle::Pool(pool) => Conn::Pooled(pool.acquire().await?),
+            Handle::Single(conn) => Conn::Single(conn.lock().await),
+        })
     }
 
     async fn insert_inbound_impl(
@@ -117,19 +161,81 @@ impl SqlStore {
         if fresh.is_empty() {
             return Ok(outcomes);
         }
+        let mut conn = self.conn().await?;
         if fresh.len() <= MAX_ROWS_PER_STATEMENT {
             // One statement is atomic on its own: no explicit transaction.
-            let rows = insert_chunk(&self.pool, events, &fresh).await?;
-            fill_outcomes(&mut outcomes, events, &fresh, rows);
+            self.insert_chunk(&mut conn, events, &fresh, &mut outcomes)
+                .await?;
         } else {
-            let mut tx = self.begin_write().await?;
+            let mut tx = conn.begin_with(self.backend.begin_write()).await?;
             for chunk in fresh.chunks(MAX_ROWS_PER_STATEMENT) {
-                let rows = insert_chunk(&mut *tx, events, chunk).await?;
-                fill_outcomes(&mut outcomes, events, chunk, rows);
+                self.insert_chunk(&mut tx, events, chunk, &mut outcomes)
+                    .await?;
             }
             tx.commit().await?;
         }
         Ok(outcomes)
+    }
+
+    /// Inserts `events[i]` for each `i` in `which` and marks the new ones in
+    /// `outcomes`.
+    async fn insert_chunk(
+        &self,
+        conn: &mut AnyConnection,
+        events: &[NewInbound],
+        which: &[usize],
+        outcomes: &mut [InsertOutcome],
+    ) -> Result<(), StoreError> {
+        let sql = insert_sql(self.backend, which.len());
+        let mut query = sqlx::query(&sql);
+        for &i in which {
+            let e = &events[i];
+            query = query
+                .bind(e.account.as_str())
+                .bind(e.event_id.as_str())
+                .bind(e.message_id.as_deref())
+                .bind(e.event_type.as_str())
+                .bind(e.chat_id.as_deref())
+                .bind(e.payload.as_str())
+                .bind(e.received_at_ms);
+        }
+        let rows = query.fetch_all(&mut *conn).await?;
+        let inserted = match self.backend {
+            Backend::Postgres => keyed_ids(&rows)?,
+            Backend::Sqlite => {
+                let Some(row) = rows.first() else {
+                    return Err(StoreError::Corrupt("insert returned no counts".into()));
+                };
+                let last_id: i64 = row.try_get(0)?;
+                let count: i64 = row.try_get(1)?;
+                if count == 0 {
+                    return Ok(());
+                }
+                if usize::try_from(count).ok() == Some(which.len()) {
+                    // Every row was new: SQLite numbered them in VALUES
+                    // order, contiguously up to the last one.
+                    let first_id = last_id - count + 1;
+                    for (n, &i) in which.iter().enumerate() {
+                        outcomes[i] = InsertOutcome::Inserted(first_id + n as i64);
+                    }
+                    return Ok(());
+                }
+                // Some rows were duplicates. The new ones hold the `count`
+                // ids up to the last: one statement is atomic, each new
+                // rowid is the largest + 1, and skipped rows take none.
+                // Ask which events they are.
+                let rows = sqlx::query(
+                    "SELECT id, account, event_id FROM inbound WHERE id > $1 AND id <= $2",
+                )
+                .bind(last_id - count)
+                .bind(last_id)
+                .fetch_all(&mut *conn)
+                .await?;
+                keyed_ids(&rows)?
+            }
+        };
+        fill_outcomes(outcomes, events, which, inserted);
+        Ok(())
     }
 
     async fn create_pairing_impl(
@@ -142,7 +248,8 @@ impl SqlStore {
         max_pending: usize,
     ) -> Result<PairingOutcome, StoreError> {
         let code = code.to_ascii_uppercase();
-        let mut tx = self.begin_write().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin_with(self.backend.begin_write()).await?;
         // Serialises pairing changes of this account (row lock on
         // PostgreSQL, write lock on SQLite) so `max_pending` holds under
         // concurrency.
@@ -214,7 +321,8 @@ impl SqlStore {
         code: &str,
         now_ms: i64,
     ) -> Result<Option<Pairing>, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin_with(self.backend.begin_write()).await?;
         let Some(pairing) = take_pairing(&mut tx, code).await? else {
             tx.commit().await?;
             return Ok(None);
@@ -238,16 +346,17 @@ impl SqlStore {
     }
 
     async fn reject_pairing_impl(&self, code: &str) -> Result<Option<Pairing>, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin_with(self.backend.begin_write()).await?;
         let pairing = take_pairing(&mut tx, code).await?;
         tx.commit().await?;
         Ok(pairing)
     }
 }
 
-/// Builds the pool for a SQLite URL: creates the directory, asks sqlx to
-/// create the file (`mode=rwc`), and sets the pragmas on every connection.
-async fn open_sqlite(url: &str) -> Result<AnyPool, StoreError> {
+/// Opens the SQLite connection: creates the directory, asks sqlx to create
+/// the file (`mode=rwc`), and sets the pragmas.
+async fn open_sqlite(url: &str) -> Result<AnyConnection, StoreError> {
     let rest = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
@@ -255,44 +364,34 @@ async fn open_sqlite(url: &str) -> Result<AnyPool, StoreError> {
         Some((path, params)) => (path, Some(params)),
         None => (rest, None),
     };
-    let in_memory =
-        path == ":memory:" || params.is_some_and(|p| p.split('&').any(|kv| kv == "mode=memory"));
+    let has_param =
+        |name: &str| params.is_some_and(|p| p.split('&').any(|kv| kv.starts_with(name)));
+    let in_memory = path == ":memory:" || has_param("mode=memory");
     if !in_memory && !path.is_empty() {
-        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::Url(format!("cannot create directory {}: {e}", dir.display()))
             })?;
         }
     }
-    let has_mode = params.is_some_and(|p| p.split('&').any(|kv| kv.starts_with("mode=")));
-    let url = match (has_mode || in_memory, params) {
+    let url = match (has_param("mode=") || in_memory, params) {
         (true, _) => url.to_string(),
         (false, Some(_)) => format!("{url}&mode=rwc"),
         (false, None) => format!("{url}?mode=rwc"),
     };
-    let mut options = AnyPoolOptions::new()
-        .max_connections(if in_memory { 1 } else { 4 })
-        .after_connect(|conn, _meta| {
-            Box::pin(async move {
-                conn.execute(
-                    format!(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                         PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
-                         PRAGMA foreign_keys = ON;"
-                    )
-                    .as_str(),
-                )
-                .await?;
-                Ok(())
-            })
-        });
-    if in_memory {
-        // The database lives as long as its one connection.
-        options = options.idle_timeout(None).max_lifetime(None);
-    } else {
-        options = options.acquire_timeout(Duration::from_secs(30));
-    }
-    Ok(options.connect(&url).await?)
+    let mut conn = AnyConnection::connect(&url).await?;
+    conn.execute(
+        format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+             PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};"
+        )
+        .as_str(),
+    )
+    .await?;
+    Ok(conn)
 }
 
 /// Indexes of the events that are not repeats of an earlier event of the same
@@ -307,8 +406,8 @@ fn first_occurrences(events: &[NewInbound]) -> Vec<usize> {
     for (i, e) in events.iter().enumerate() {
         let event_key = (e.account.as_str(), e.event_id.as_str());
         let message_key = e.message_id.as_deref().map(|m| (e.account.as_str(), m));
-        let repeat = event_ids.contains(&event_key)
-            || message_key.is_some_and(|k| message_ids.contains(&k));
+        let repeat =
+            event_ids.contains(&event_key) || message_key.is_some_and(|k| message_ids.contains(&k));
         if !repeat {
             // Only kept events claim their ids: a dropped repeat's other id
             // was never stored, so a later event may still use it.
@@ -320,8 +419,11 @@ fn first_occurrences(events: &[NewInbound]) -> Vec<usize> {
     fresh
 }
 
-/// The multi-row insert for `n` rows.
-fn insert_sql(n: usize) -> String {
+/// The multi-row insert for `n` rows, with the query that says what it did.
+/// SQLite gets anonymous `?` placeholders: sqlx looks up the name of every
+/// numbered parameter, and SQLite finds a name by a linear scan, which made
+/// binding a 64-row batch cost more than inserting it.
+fn insert_sql(backend: Backend, n: usize) -> String {
     let mut sql = String::with_capacity(120 + n * 40);
     sql.push_str(
         "INSERT INTO inbound (account, event_id, message_id, event_type, chat_id, payload, \
@@ -336,39 +438,28 @@ fn insert_sql(n: usize) -> String {
             if col > 0 {
                 sql.push(',');
             }
-            sql.push('$');
-            sql.push_str(&(row * INBOUND_COLUMNS + col + 1).to_string());
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&(row * INBOUND_COLUMNS + col + 1).to_string());
+                }
+            }
         }
         sql.push(')');
     }
-    sql.push_str(" ON CONFLICT DO NOTHING RETURNING id, account, event_id");
+    sql.push_str(" ON CONFLICT DO NOTHING");
+    match backend {
+        // One result row instead of one per inserted event: rows come back
+        // from sqlx's SQLite worker one message at a time.
+        Backend::Sqlite => sql.push_str("; SELECT last_insert_rowid(), changes()"),
+        Backend::Postgres => sql.push_str(" RETURNING id, account, event_id"),
+    }
     sql
 }
 
-/// Inserts `events[i]` for each `i` in `which`; returns the rows that were
-/// new as `(id, account, event_id)`.
-async fn insert_chunk<'e, E>(
-    executor: E,
-    events: &[NewInbound],
-    which: &[usize],
-) -> Result<Vec<(i64, String, String)>, StoreError>
-where
-    E: Executor<'e, Database = Any>,
-{
-    let sql = insert_sql(which.len());
-    let mut query = sqlx::query(&sql);
-    for &i in which {
-        let e = &events[i];
-        query = query
-            .bind(e.account.as_str())
-            .bind(e.event_id.as_str())
-            .bind(e.message_id.as_deref())
-            .bind(e.event_type.as_str())
-            .bind(e.chat_id.as_deref())
-            .bind(e.payload.as_str())
-            .bind(e.received_at_ms);
-    }
-    let rows = query.fetch_all(executor).await?;
+/// `(id, account, event_id)` of each row.
+fn keyed_ids(rows: &[AnyRow]) -> Result<Vec<(i64, String, String)>, StoreError> {
     rows.iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
         .collect()
@@ -398,7 +489,7 @@ fn fill_outcomes(
 
 /// Deletes the pairing request with `code` (any case) and returns it.
 async fn take_pairing(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     code: &str,
 ) -> Result<Option<Pairing>, StoreError> {
     let row = sqlx::query(&format!(
@@ -472,7 +563,7 @@ impl Store for SqlStore {
                 .bind(state.name())
                 .bind(state.reason())
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&mut *self.conn().await?)
                 .await?;
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound(format!("inbound row {id}")));
@@ -487,7 +578,7 @@ impl Store for SqlStore {
                 "UPDATE inbound SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts",
             )
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("inbound row {id}")))?;
             Ok(row.try_get(0)?)
@@ -498,7 +589,7 @@ impl Store for SqlStore {
         Box::pin(async move {
             let row = sqlx::query(&format!("{INBOUND_SELECT} WHERE id = $1"))
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.conn().await?)
                 .await?;
             row.as_ref().map(inbound_from_row).transpose()
         })
@@ -514,7 +605,7 @@ impl Store for SqlStore {
                  ORDER BY id"
             ))
             .bind(account)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
             rows.iter().map(inbound_from_row).collect()
         })
@@ -527,12 +618,15 @@ impl Store for SqlStore {
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
             let cutoff = now_ms.saturating_sub(older_than_ms.max(MIN_DEDUP_WINDOW_MS));
+            // The newest row stays, whatever its age: SQLite numbers a new
+            // row as the largest id + 1, so deleting it would reuse its id.
             let done = sqlx::query(
                 "DELETE FROM inbound WHERE received_at_ms < $1 \
-                 AND state IN ('done', 'dropped', 'failed')",
+                 AND state IN ('done', 'dropped', 'failed') \
+                 AND id < (SELECT MAX(id) FROM inbound)",
             )
             .bind(cutoff)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
             Ok(done.rows_affected())
         })
@@ -549,7 +643,7 @@ impl Store for SqlStore {
             )
             .bind(account)
             .bind(session_key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
             Ok(match row {
                 Some(row) => row.try_get(0)?,
@@ -571,7 +665,7 @@ impl Store for SqlStore {
             )
             .bind(account)
             .bind(session_key)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.conn().await?)
             .await?;
             Ok(row.try_get(0)?)
         })
@@ -597,7 +691,7 @@ impl Store for SqlStore {
             .bind(role)
             .bind(text)
             .bind(created_ms)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
             Ok(())
         })
@@ -620,7 +714,7 @@ impl Store for SqlStore {
             .bind(session_key)
             .bind(generation)
             .bind(limit_i64(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
             rows.iter()
                 .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
@@ -654,13 +748,13 @@ impl Store for SqlStore {
                     ))
                     .bind(now_ms)
                     .bind(account)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.conn().await?)
                     .await?
                 }
                 None => {
                     sqlx::query(&format!("{select} ORDER BY created_ms, code"))
                         .bind(now_ms)
-                        .fetch_all(&self.pool)
+                        .fetch_all(&mut *self.conn().await?)
                         .await?
                 }
             };
@@ -689,13 +783,12 @@ impl Store for SqlStore {
         open_id: &'a str,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let row = sqlx::query(
-                "SELECT 1 FROM approved_senders WHERE account = $1 AND open_id = $2",
-            )
-            .bind(account)
-            .bind(open_id)
-            .fetch_optional(&self.pool)
-            .await?;
+            let row =
+                sqlx::query("SELECT 1 FROM approved_senders WHERE account = $1 AND open_id = $2")
+                    .bind(account)
+                    .bind(open_id)
+                    .fetch_optional(&mut *self.conn().await?)
+                    .await?;
             Ok(row.is_some())
         })
     }
@@ -709,7 +802,7 @@ impl Store for SqlStore {
                 "SELECT open_id FROM approved_senders WHERE account = $1 ORDER BY open_id",
             )
             .bind(account)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
             rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
         })
@@ -731,7 +824,7 @@ impl Store for SqlStore {
             .bind(uuid)
             .bind(message_id)
             .bind(created_ms)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
             Ok(())
         })
@@ -746,7 +839,7 @@ impl Store for SqlStore {
             let row = sqlx::query("SELECT message_id FROM sent WHERE account = $1 AND uuid = $2")
                 .bind(account)
                 .bind(uuid)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.conn().await?)
                 .await?;
             row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
         })
@@ -770,7 +863,7 @@ impl Store for SqlStore {
             .bind(inbound_id)
             .bind(message_id)
             .bind(created_ms)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
             Ok(())
         })
@@ -780,7 +873,7 @@ impl Store for SqlStore {
         Box::pin(async move {
             sqlx::query("DELETE FROM open_cards WHERE card_id = $1")
                 .bind(card_id)
-                .execute(&self.pool)
+                .execute(&mut *self.conn().await?)
                 .await?;
             Ok(())
         })
@@ -796,7 +889,7 @@ impl Store for SqlStore {
                  WHERE account = $1 ORDER BY created_ms, card_id",
             )
             .bind(account)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
             rows.iter().map(card_from_row).collect()
         })
@@ -811,7 +904,7 @@ impl Store for SqlStore {
             let row = sqlx::query("SELECT value FROM kv WHERE account = $1 AND key = $2")
                 .bind(account)
                 .bind(key)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.conn().await?)
                 .await?;
             row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
         })
@@ -831,7 +924,7 @@ impl Store for SqlStore {
             .bind(account)
             .bind(key)
             .bind(value)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
             Ok(())
         })
@@ -856,9 +949,11 @@ mod tests {
 
     #[test]
     fn insert_sql_numbers_every_placeholder_once() {
-        let sql = insert_sql(2);
+        let sql = insert_sql(Backend::Postgres, 2);
         assert!(sql.contains("($1,$2,$3,$4,$5,$6,$7),($8,$9,$10,$11,$12,$13,$14)"));
         assert!(!sql.contains("$15"));
+        let sql = insert_sql(Backend::Sqlite, 2);
+        assert!(sql.contains("(?,?,?,?,?,?,?),(?,?,?,?,?,?,?) ON CONFLICT"));
     }
 
     #[test]

@@ -1,0 +1,979 @@
+//! [`SqlStore`]: the [`Store`] over `sqlx::AnyPool`, for SQLite and
+//! PostgreSQL alike.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row, Transaction};
+use tokio::sync::{Mutex, MutexGuard};
+
+use super::{
+    InboundRow, InboundState, InsertOutcome, NewInbound, OpenCard, Pairing, PairingOutcome, Store,
+    StoreError, MIN_DEDUP_WINDOW_MS,
+};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Columns written per inbox row.
+const INBOUND_COLUMNS: usize = 7;
+
+/// Rows per multi-row insert: 7 × 256 parameters stays far below the limits
+/// of SQLite (32 766) and PostgreSQL (65 535).
+const MAX_ROWS_PER_STATEMENT: usize = 256;
+
+/// How long a SQLite writer waits for the lock before failing.
+const SQLITE_BUSY_TIMEOUT_MS: u64 = 5_000;
+
+const INBOUND_SELECT: &str = "SELECT id, account, event_id, message_id, event_type, chat_id, \
+     payload, received_at_ms, state, reason, attempts FROM inbound";
+
+const PAIRING_COLUMNS: &str = "code, account, open_id, created_ms, expires_ms";
+
+/// Which database a URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn of(url: &str) -> Result<Backend, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            let scheme = url.split(':').next().unwrap_or_default();
+            Err(StoreError::Url(format!(
+                "scheme {scheme:?} is not supported; use sqlite://path or postgres://…"
+            )))
+        }
+    }
+
+    /// The statement that opens a write transaction. SQLite's default
+    /// (deferred) transaction that reads before it writes can fail with
+    /// SQLITE_BUSY instead of waiting; `BEGIN IMMEDIATE` takes the write
+    /// lock up front and honours the busy timeout.
+    fn begin_write(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        }
+    }
+}
+
+/// How queries reach the database.
+#[derive(Debug)]
+enum Handle {
+    /// PostgreSQL: a pool, so requests run concurrently and broken
+    /// connections are replaced.
+    Pool(AnyPool),
+    /// SQLite: one connection, owned. SQLite has one writer at a time
+    /// anyway; a second connection would find the file changed after every
+    /// write of the first and drop its page cache; and going through a pool
+    /// (acquire, return) cost more CPU per query than the query itself.
+    Single(Mutex<AnyConnection>),
+}
+
+/// A connection borrowed from a [`Handle`] for one operation.
+enum Conn<'a> {
+    Pooled(PoolConnection<Any>),
+    Single(MutexGuard<'a, AnyConnection>),
+}
+
+impl Deref for Conn<'_> {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        match self {
+            Conn::Pooled(c) => c,
+            Conn::Single(c) => c,
+        }
+    }
+}
+
+impl DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match self {
+            Conn::Pooled(c) => c,
+            Conn::Single(c) => c,
+        }
+    }
+}
+
+/// The SQL store. Cheap to clone (clones share the connections).
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    handle: Arc<Handle>,
+    backend: Backend,
+}
+
+impl SqlStore {
+    /// Connects to `url` and applies migrations. SQLite URLs
+    /// (`sqlite://relative/path`, `sqlite:///absolute/path`,
+    /// `sqlite::memory:`) create the file and its directory if missing and
+    /// run in WAL mode with `synchronous=NORMAL`. PostgreSQL URLs are passed
+    /// to sqlx as they are (for example `?options[search_path]=schema`).
+    pub async fn open(url: &str) -> Result<SqlStore, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of(url)?;
+        let handle = match backend {
+            Backend::Sqlite => {
+                let mut conn = open_sqlite(url).await?;
+                SQLITE_MIGRATIONS.run(&mut conn).await?;
+                Handle::Single(Mutex::new(conn))
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(8)
+                    .connect(url)
+                    .await?;
+                POSTGRES_MIGRATIONS.run(&pool).await?;
+                Handle::Pool(pool)
+            }
+        };
+        Ok(SqlStore {
+            handle: Arc::new(handle),
+            backend,
+        })
+    }
+
+    async fn conn(&self) -> Result<Conn<'_>, StoreError> {
+        Ok(match &*self.handle {
+            Handle::Pool(pool) => Conn::Pooled(pool.acquire().await?),
+            Handle::Single(conn) => Conn::Single(conn.lock().await),
+        })
+    }
+
+    async fn insert_inbound_impl(
+        &self,
+        events: &[NewInbound],
+    ) -> Result<Vec<InsertOutcome>, StoreError> {
+        let mut outcomes = vec![InsertOutcome::Duplicate; events.len()];
+        let fresh = first_occurrences(events);
+        if fresh.is_empty() {
+            return Ok(outcomes);
+        }
+        let mut conn = self.conn().await?;
+        if fresh.len() <= MAX_ROWS_PER_STATEMENT {
+            // One statement is atomic on its own: no explicit transaction.
+            self.insert_chunk(&mut conn, events, &fresh, &mut outcomes)
+                .await?;
+        } else {
+            let mut tx = conn.begin_with(self.backend.begin_write()).await?;
+            for chunk in fresh.chunks(MAX_ROWS_PER_STATEMENT) {
+                self.insert_chunk(&mut tx, events, chunk, &mut outcomes)
+                    .await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(outcomes)
+    }
+
+    /// Inserts `events[i]` for each `i` in `which` and marks the new ones in
+    /// `outcomes`.
+    async fn insert_chunk(
+        &self,
+        conn: &mut AnyConnection,
+        events: &[NewInbound],
+        which: &[usize],
+        outcomes: &mut [InsertOutcome],
+    ) -> Result<(), StoreError> {
+        let sql = insert_sql(self.backend, which.len());
+        let mut query = sqlx::query(&sql);
+        for &i in which {
+            let e = &events[i];
+            query = query
+                .bind(e.account.as_str())
+                .bind(e.event_id.as_str())
+                .bind(e.message_id.as_deref())
+                .bind(e.event_type.as_str())
+                .bind(e.chat_id.as_deref())
+                .bind(e.payload.as_str())
+                .bind(e.received_at_ms);
+        }
+        let rows = query.fetch_all(&mut *conn).await?;
+        let inserted = match self.backend {
+            Backend::Postgres => keyed_ids(&rows)?,
+            Backend::Sqlite => {
+                let Some(row) = rows.first() else {
+                    return Err(StoreError::Corrupt("insert returned no counts".into()));
+                };
+                let last_id: i64 = row.try_get(0)?;
+                let count: i64 = row.try_get(1)?;
+                if count == 0 {
+                    return Ok(());
+                }
+                if usize::try_from(count).ok() == Some(which.len()) {
+                    // Every row was new: SQLite numbered them in VALUES
+                    // order, contiguously up to the last one.
+                    let first_id = last_id - count + 1;
+                    for (n, &i) in which.iter().enumerate() {
+                        outcomes[i] = InsertOutcome::Inserted(first_id + n as i64);
+                    }
+                    return Ok(());
+                }
+                // Some rows were duplicates. The new ones hold the `count`
+                // ids up to the last: one statement is atomic, each new
+                // rowid is the largest + 1, and skipped rows take none.
+                // Ask which events they are.
+                let rows = sqlx::query(
+                    "SELECT id, account, event_id FROM inbound WHERE id > $1 AND id <= $2",
+                )
+                .bind(last_id - count)
+                .bind(last_id)
+                .fetch_all(&mut *conn)
+                .await?;
+                keyed_ids(&rows)?
+            }
+        };
+        fill_outcomes(outcomes, events, which, inserted);
+        Ok(())
+    }
+
+    async fn create_pairing_impl(
+        &self,
+        account: &str,
+        open_id: &str,
+        code: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+        max_pending: usize,
+    ) -> Result<PairingOutcome, StoreError> {
+        let code = code.to_ascii_uppercase();
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin_with(self.backend.begin_write()).await?;
+        // Serialises pairing changes of this account (row lock on
+        // PostgreSQL, write lock on SQLite) so `max_pending` holds under
+        // concurrency.
+        sqlx::query(
+            "INSERT INTO account_locks (account, touched) VALUES ($1, $2) \
+             ON CONFLICT (account) DO UPDATE SET touched = excluded.touched",
+        )
+        .bind(account)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM pairings WHERE expires_ms <= $1")
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        let existing = sqlx::query(&format!(
+            "SELECT {PAIRING_COLUMNS} FROM pairings WHERE account = $1 AND open_id = $2"
+        ))
+        .bind(account)
+        .bind(open_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            let pairing = pairing_from_row(&row)?;
+            tx.commit().await?;
+            return Ok(PairingOutcome::Existing(pairing));
+        }
+        let pending: i64 = sqlx::query("SELECT COUNT(*) FROM pairings WHERE account = $1")
+            .bind(account)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        if usize::try_from(pending).unwrap_or(usize::MAX) >= max_pending {
+            tx.commit().await?;
+            return Ok(PairingOutcome::TooMany);
+        }
+        let pairing = Pairing {
+            code,
+            account: account.to_string(),
+            open_id: open_id.to_string(),
+            created_ms: now_ms,
+            expires_ms: now_ms.saturating_add(ttl_ms),
+        };
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO pairings ({PAIRING_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
+        ))
+        .bind(&pairing.code)
+        .bind(&pairing.account)
+        .bind(&pairing.open_id)
+        .bind(pairing.created_ms)
+        .bind(pairing.expires_ms)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(StoreError::Conflict(
+                    "pairing code already in use; generate another".into(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tx.commit().await?;
+        Ok(PairingOutcome::Created(pairing))
+    }
+
+    async fn approve_pairing_impl(
+        &self,
+        code: &str,
+        now_ms: i64,
+    ) -> Result<Option<Pairing>, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin_with(self.backend.begin_write()).await?;
+        let Some(pairing) = take_pairing(&mut tx, code).await? else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        if pairing.expires_ms <= now_ms {
+            // Expired: the request is gone either way.
+            tx.commit().await?;
+            return Ok(None);
+        }
+        sqlx::query(
+            "INSERT INTO approved_senders (account, open_id, approved_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&pairing.account)
+        .bind(&pairing.open_id)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(pairing))
+    }
+
+    async fn reject_pairing_impl(&self, code: &str) -> Result<Option<Pairing>, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin_with(self.backend.begin_write()).await?;
+        let pairing = take_pairing(&mut tx, code).await?;
+        tx.commit().await?;
+        Ok(pairing)
+    }
+}
+
+/// Opens the SQLite connection: creates the directory, asks sqlx to create
+/// the file (`mode=rwc`), and sets the pragmas.
+async fn open_sqlite(url: &str) -> Result<AnyConnection, StoreError> {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let (path, params) = match rest.split_once('?') {
+        Some((path, params)) => (path, Some(params)),
+        None => (rest, None),
+    };
+    let has_param =
+        |name: &str| params.is_some_and(|p| p.split('&').any(|kv| kv.starts_with(name)));
+    let in_memory = path == ":memory:" || has_param("mode=memory");
+    if !in_memory && !path.is_empty() {
+        if let Some(dir) = Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Url(format!("cannot create directory {}: {e}", dir.display()))
+            })?;
+        }
+    }
+    let url = match (has_param("mode=") || in_memory, params) {
+        (true, _) => url.to_string(),
+        (false, Some(_)) => format!("{url}&mode=rwc"),
+        (false, None) => format!("{url}?mode=rwc"),
+    };
+    let mut conn = AnyConnection::connect(&url).await?;
+    conn.execute(
+        format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+             PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};"
+        )
+        .as_str(),
+    )
+    .await?;
+    Ok(conn)
+}
+
+/// Indexes of the events that are not repeats of an earlier event of the same
+/// batch (same account and event_id, or same account and message_id).
+fn first_occurrences(events: &[NewInbound]) -> Vec<usize> {
+    if events.len() == 1 {
+        return vec![0];
+    }
+    let mut event_ids = HashSet::with_capacity(events.len());
+    let mut message_ids = HashSet::with_capacity(events.len());
+    let mut fresh = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        let event_key = (e.account.as_str(), e.event_id.as_str());
+        let message_key = e.message_id.as_deref().map(|m| (e.account.as_str(), m));
+        let repeat =
+            event_ids.contains(&event_key) || message_key.is_some_and(|k| message_ids.contains(&k));
+        if !repeat {
+            // Only kept events claim their ids: a dropped repeat's other id
+            // was never stored, so a later event may still use it.
+            event_ids.insert(event_key);
+            message_ids.extend(message_key);
+            fresh.push(i);
+        }
+    }
+    fresh
+}
+
+/// The multi-row insert for `n` rows, with the query that says what it did.
+/// SQLite gets anonymous `?` placeholders: sqlx looks up the name of every
+/// numbered parameter, and SQLite finds a name by a linear scan, which made
+/// binding a 64-row batch cost more than inserting it.
+fn insert_sql(backend: Backend, n: usize) -> String {
+    let mut sql = String::with_capacity(120 + n * 40);
+    sql.push_str(
+        "INSERT INTO inbound (account, event_id, message_id, event_type, chat_id, payload, \
+         received_at_ms) VALUES ",
+    );
+    for row in 0..n {
+        if row > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for col in 0..INBOUND_COLUMNS {
+            if col > 0 {
+                sql.push(',');
+            }
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&(row * INBOUND_COLUMNS + col + 1).to_string());
+                }
+            }
+        }
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT DO NOTHING");
+    match backend {
+        // One result row instead of one per inserted event: rows come back
+        // from sqlx's SQLite worker one message at a time.
+        Backend::Sqlite => sql.push_str("; SELECT last_insert_rowid(), changes()"),
+        Backend::Postgres => sql.push_str(" RETURNING id, account, event_id"),
+    }
+    sql
+}
+
+/// `(id, account, event_id)` of each row.
+fn keyed_ids(rows: &[AnyRow]) -> Result<Vec<(i64, String, String)>, StoreError> {
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect()
+}
+
+/// Marks the events of `which` that came back from the insert as inserted.
+fn fill_outcomes(
+    outcomes: &mut [InsertOutcome],
+    events: &[NewInbound],
+    which: &[usize],
+    inserted: Vec<(i64, String, String)>,
+) {
+    if let ([i], [(id, _, _)]) = (which, inserted.as_slice()) {
+        outcomes[*i] = InsertOutcome::Inserted(*id);
+        return;
+    }
+    let index: HashMap<(&str, &str), usize> = which
+        .iter()
+        .map(|&i| ((events[i].account.as_str(), events[i].event_id.as_str()), i))
+        .collect();
+    for (id, account, event_id) in &inserted {
+        if let Some(&i) = index.get(&(account.as_str(), event_id.as_str())) {
+            outcomes[i] = InsertOutcome::Inserted(*id);
+        }
+    }
+}
+
+/// Deletes the pairing request with `code` (any case) and returns it.
+async fn take_pairing(
+    tx: &mut Transaction<'_, Any>,
+    code: &str,
+) -> Result<Option<Pairing>, StoreError> {
+    let row = sqlx::query(&format!(
+        "DELETE FROM pairings WHERE code = $1 RETURNING {PAIRING_COLUMNS}"
+    ))
+    .bind(code.to_ascii_uppercase())
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(pairing_from_row).transpose()
+}
+
+fn pairing_from_row(row: &AnyRow) -> Result<Pairing, StoreError> {
+    Ok(Pairing {
+        code: row.try_get(0)?,
+        account: row.try_get(1)?,
+        open_id: row.try_get(2)?,
+        created_ms: row.try_get(3)?,
+        expires_ms: row.try_get(4)?,
+    })
+}
+
+fn inbound_from_row(row: &AnyRow) -> Result<InboundRow, StoreError> {
+    let id: i64 = row.try_get(0)?;
+    let state_name: String = row.try_get(8)?;
+    let state = InboundState::from_parts(&state_name, row.try_get(9)?).ok_or_else(|| {
+        StoreError::Corrupt(format!("inbound row {id}: unknown state {state_name:?}"))
+    })?;
+    Ok(InboundRow {
+        id,
+        account: row.try_get(1)?,
+        event_id: row.try_get(2)?,
+        message_id: row.try_get(3)?,
+        event_type: row.try_get(4)?,
+        chat_id: row.try_get(5)?,
+        payload: row.try_get(6)?,
+        received_at_ms: row.try_get(7)?,
+        state,
+        attempts: row.try_get(10)?,
+    })
+}
+
+fn card_from_row(row: &AnyRow) -> Result<OpenCard, StoreError> {
+    Ok(OpenCard {
+        card_id: row.try_get(0)?,
+        account: row.try_get(1)?,
+        inbound_id: row.try_get(2)?,
+        message_id: row.try_get(3)?,
+        created_ms: row.try_get(4)?,
+    })
+}
+
+fn limit_i64(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+impl Store for SqlStore {
+    fn insert_inbound<'a>(
+        &'a self,
+        events: &'a [NewInbound],
+    ) -> BoxFuture<'a, Result<Vec<InsertOutcome>, StoreError>> {
+        Box::pin(self.insert_inbound_impl(events))
+    }
+
+    fn set_inbound_state(
+        &self,
+        id: i64,
+        state: InboundState,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let done = sqlx::query("UPDATE inbound SET state = $1, reason = $2 WHERE id = $3")
+                .bind(state.name())
+                .bind(state.reason())
+                .bind(id)
+                .execute(&mut *self.conn().await?)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("inbound row {id}")));
+            }
+            Ok(())
+        })
+    }
+
+    fn bump_attempts(&self, id: i64) -> BoxFuture<'_, Result<i64, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "UPDATE inbound SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts",
+            )
+            .bind(id)
+            .fetch_optional(&mut *self.conn().await?)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("inbound row {id}")))?;
+            Ok(row.try_get(0)?)
+        })
+    }
+
+    fn get_inbound(&self, id: i64) -> BoxFuture<'_, Result<Option<InboundRow>, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query(&format!("{INBOUND_SELECT} WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&mut *self.conn().await?)
+                .await?;
+            row.as_ref().map(inbound_from_row).transpose()
+        })
+    }
+
+    fn unfinished_inbound<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<InboundRow>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(&format!(
+                "{INBOUND_SELECT} WHERE account = $1 AND state IN ('pending', 'processing') \
+                 ORDER BY id"
+            ))
+            .bind(account)
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+            rows.iter().map(inbound_from_row).collect()
+        })
+    }
+
+    fn prune_inbound(
+        &self,
+        now_ms: i64,
+        older_than_ms: i64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let cutoff = now_ms.saturating_sub(older_than_ms.max(MIN_DEDUP_WINDOW_MS));
+            // The newest row stays, whatever its age: SQLite numbers a new
+            // row as the largest id + 1, so deleting it would reuse its id.
+            let done = sqlx::query(
+                "DELETE FROM inbound WHERE received_at_ms < $1 \
+                 AND state IN ('done', 'dropped', 'failed') \
+                 AND id < (SELECT MAX(id) FROM inbound)",
+            )
+            .bind(cutoff)
+            .execute(&mut *self.conn().await?)
+            .await?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    fn session_generation<'a>(
+        &'a self,
+        account: &'a str,
+        session_key: &'a str,
+    ) -> BoxFuture<'a, Result<i64, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT generation FROM sessions WHERE account = $1 AND session_key = $2",
+            )
+            .bind(account)
+            .bind(session_key)
+            .fetch_optional(&mut *self.conn().await?)
+            .await?;
+            Ok(match row {
+                Some(row) => row.try_get(0)?,
+                None => 0,
+            })
+        })
+    }
+
+    fn reset_session<'a>(
+        &'a self,
+        account: &'a str,
+        session_key: &'a str,
+    ) -> BoxFuture<'a, Result<i64, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "INSERT INTO sessions (account, session_key, generation) VALUES ($1, $2, 1) \
+                 ON CONFLICT (account, session_key) \
+                 DO UPDATE SET generation = sessions.generation + 1 RETURNING generation",
+            )
+            .bind(account)
+            .bind(session_key)
+            .fetch_one(&mut *self.conn().await?)
+            .await?;
+            Ok(row.try_get(0)?)
+        })
+    }
+
+    fn append_turn<'a>(
+        &'a self,
+        account: &'a str,
+        session_key: &'a str,
+        generation: i64,
+        role: &'a str,
+        text: &'a str,
+        created_ms: i64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO turns (account, session_key, generation, role, text, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(account)
+            .bind(session_key)
+            .bind(generation)
+            .bind(role)
+            .bind(text)
+            .bind(created_ms)
+            .execute(&mut *self.conn().await?)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn history<'a>(
+        &'a self,
+        account: &'a str,
+        session_key: &'a str,
+        generation: i64,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<(String, String)>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT role, text FROM (SELECT id, role, text FROM turns \
+                 WHERE account = $1 AND session_key = $2 AND generation = $3 \
+                 ORDER BY id DESC LIMIT $4) AS recent ORDER BY id",
+            )
+            .bind(account)
+            .bind(session_key)
+            .bind(generation)
+            .bind(limit_i64(limit))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect()
+        })
+    }
+
+    fn create_pairing<'a>(
+        &'a self,
+        account: &'a str,
+        open_id: &'a str,
+        code: &'a str,
+        now_ms: i64,
+        ttl_ms: i64,
+        max_pending: usize,
+    ) -> BoxFuture<'a, Result<PairingOutcome, StoreError>> {
+        Box::pin(self.create_pairing_impl(account, open_id, code, now_ms, ttl_ms, max_pending))
+    }
+
+    fn list_pairings<'a>(
+        &'a self,
+        account: Option<&'a str>,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<Vec<Pairing>, StoreError>> {
+        Box::pin(async move {
+            let select = format!("SELECT {PAIRING_COLUMNS} FROM pairings WHERE expires_ms > $1");
+            let rows = match account {
+                Some(account) => {
+                    sqlx::query(&format!(
+                        "{select} AND account = $2 ORDER BY created_ms, code"
+                    ))
+                    .bind(now_ms)
+                    .bind(account)
+                    .fetch_all(&mut *self.conn().await?)
+                    .await?
+                }
+                None => {
+                    sqlx::query(&format!("{select} ORDER BY created_ms, code"))
+                        .bind(now_ms)
+                        .fetch_all(&mut *self.conn().await?)
+                        .await?
+                }
+            };
+            rows.iter().map(pairing_from_row).collect()
+        })
+    }
+
+    fn approve_pairing<'a>(
+        &'a self,
+        code: &'a str,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<Pairing>, StoreError>> {
+        Box::pin(self.approve_pairing_impl(code, now_ms))
+    }
+
+    fn reject_pairing<'a>(
+        &'a self,
+        code: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Pairing>, StoreError>> {
+        Box::pin(self.reject_pairing_impl(code))
+    }
+
+    fn is_approved<'a>(
+        &'a self,
+        account: &'a str,
+        open_id: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let row =
+                sqlx::query("SELECT 1 FROM approved_senders WHERE account = $1 AND open_id = $2")
+                    .bind(account)
+                    .bind(open_id)
+                    .fetch_optional(&mut *self.conn().await?)
+                    .await?;
+            Ok(row.is_some())
+        })
+    }
+
+    fn approved_senders<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT open_id FROM approved_senders WHERE account = $1 ORDER BY open_id",
+            )
+            .bind(account)
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+            rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+        })
+    }
+
+    fn record_sent<'a>(
+        &'a self,
+        account: &'a str,
+        uuid: &'a str,
+        message_id: &'a str,
+        created_ms: i64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO sent (account, uuid, message_id, created_ms) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(account)
+            .bind(uuid)
+            .bind(message_id)
+            .bind(created_ms)
+            .execute(&mut *self.conn().await?)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn sent_message<'a>(
+        &'a self,
+        account: &'a str,
+        uuid: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT message_id FROM sent WHERE account = $1 AND uuid = $2")
+                .bind(account)
+                .bind(uuid)
+                .fetch_optional(&mut *self.conn().await?)
+                .await?;
+            row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
+        })
+    }
+
+    fn open_card<'a>(
+        &'a self,
+        account: &'a str,
+        inbound_id: i64,
+        card_id: &'a str,
+        message_id: &'a str,
+        created_ms: i64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO open_cards (card_id, account, inbound_id, message_id, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(card_id)
+            .bind(account)
+            .bind(inbound_id)
+            .bind(message_id)
+            .bind(created_ms)
+            .execute(&mut *self.conn().await?)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn close_card<'a>(&'a self, card_id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            sqlx::query("DELETE FROM open_cards WHERE card_id = $1")
+                .bind(card_id)
+                .execute(&mut *self.conn().await?)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn open_cards<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<OpenCard>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT card_id, account, inbound_id, message_id, created_ms FROM open_cards \
+                 WHERE account = $1 ORDER BY created_ms, card_id",
+            )
+            .bind(account)
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+            rows.iter().map(card_from_row).collect()
+        })
+    }
+
+    fn kv_get<'a>(
+        &'a self,
+        account: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT value FROM kv WHERE account = $1 AND key = $2")
+                .bind(account)
+                .bind(key)
+                .fetch_optional(&mut *self.conn().await?)
+                .await?;
+            row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
+        })
+    }
+
+    fn kv_set<'a>(
+        &'a self,
+        account: &'a str,
+        key: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO kv (account, key, value) VALUES ($1, $2, $3) \
+                 ON CONFLICT (account, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(account)
+            .bind(key)
+            .bind(value)
+            .execute(&mut *self.conn().await?)
+            .await?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(account: &str, event_id: &str, message_id: Option<&str>) -> NewInbound {
+        NewInbound {
+            account: account.into(),
+            event_id: event_id.into(),
+            message_id: message_id.map(Into::into),
+            event_type: "im.message.receive_v1".into(),
+            chat_id: None,
+            payload: "{}".into(),
+            received_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn insert_sql_numbers_every_placeholder_once() {
+        let sql = insert_sql(Backend::Postgres, 2);
+        assert!(sql.contains("($1,$2,$3,$4,$5,$6,$7),($8,$9,$10,$11,$12,$13,$14)"));
+        assert!(!sql.contains("$15"));
+        let sql = insert_sql(Backend::Sqlite, 2);
+        assert!(sql.contains("(?,?,?,?,?,?,?),(?,?,?,?,?,?,?) ON CONFLICT"));
+    }
+
+    #[test]
+    fn repeats_inside_a_batch_are_not_sent() {
+        let events = [
+            event("a", "e1", Some("m1")),
+            event("a", "e1", Some("m2")),
+            event("a", "e2", Some("m1")),
+            event("b", "e1", Some("m1")),
+            event("a", "e3", None),
+            event("a", "e4", None),
+            // m2 belonged to a dropped repeat, so it is still free.
+            event("a", "e5", Some("m2")),
+        ];
+        assert_eq!(first_occurrences(&events), vec![0, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn unsupported_scheme_is_named() {
+        let err = Backend::of("mysql://x").unwrap_err().to_string();
+        assert!(err.contains("\"mysql\""), "{err}");
+    }
+}

@@ -5,6 +5,8 @@ pub mod admin;
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod diagnose;
+pub mod gateway;
 pub mod inbound;
 pub mod logging;
 pub mod outbound;

@@ -87,7 +87,7 @@ pub struct AccountRuntime {
 }
 
 /// Unix milliseconds now.
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -122,7 +122,7 @@ impl AccountRuntime {
         let queue_limit = cfg.queue_limit;
         Arc::new_cyclic(|me: &Weak<AccountRuntime>| {
             let me = me.clone();
-            let runner: crate::session::conversations_runner::Runner<TurnJob> =
+            let runner: crate::session::Runner<TurnJob> =
                 Arc::new(move |job: TurnJob, cancel: CancellationToken| {
                     let me = me.clone();
                     Box::pin(async move {

@@ -11,7 +11,8 @@ use super::account::{now_ms, AccountRuntime};
 use super::turn::TurnJob;
 use crate::inbound::{normalize, Normalized};
 use crate::policy::{self, pairing, Decision, MessageFacts};
-use crate::session::{self, help_text, parse_command, Command, Place, Submitted};
+use crate::session::commands::help_text;
+use crate::session::{self, parse_command, Command, Place, Submitted};
 use crate::store::{InboundState, NewInbound, PairingOutcome};
 
 /// Handles a freshly recorded event.
@@ -250,7 +251,7 @@ async fn pair(rt: &Arc<AccountRuntime>, id: i64, n: &Normalized) {
     for _ in 0..3 {
         let code = pairing::generate_code();
         match store
-            .create_pairing(name, &n.sender_open_id, &code, now_ms(), ttl, pairing::MAX_PENDING as i64)
+            .create_pairing(name, &n.sender_open_id, &code, now_ms(), ttl, pairing::MAX_PENDING)
             .await
         {
             Ok(o) => {

@@ -24,7 +24,7 @@ use crate::agent::{self, Agent};
 use crate::config::{Config, Mode};
 use crate::store::{self, Store};
 
-pub use account::{AccountRuntime, AccountState, AccountStatus};
+pub use account::{now_ms, AccountRuntime, AccountState, AccountStatus, BotIdentity};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -70,8 +70,19 @@ pub(crate) struct Shared {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub agents: BTreeMap<String, Arc<dyn Agent>>,
+    pub agent_configs: BTreeMap<String, crate::agent::AgentConfig>,
     pub media_dir: PathBuf,
     pub started: std::time::Instant,
+}
+
+impl Shared {
+    /// URL prefixes the agent `name` may ask the gateway to fetch.
+    pub fn media_allowlist(&self, name: &str) -> Vec<String> {
+        self.agent_configs
+            .get(name)
+            .and_then(|c| c.media_url_allowlist.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// A running gateway.
@@ -138,6 +149,7 @@ pub async fn start(
         store,
         metrics: Arc::new(Metrics::new()),
         agents: build_agents(&config)?,
+        agent_configs: config.agents.clone(),
         media_dir: opts.media_dir.clone().unwrap_or_else(|| default_media_dir(&config)),
         started: std::time::Instant::now(),
     });

@@ -48,7 +48,7 @@ pub(crate) async fn execute(rt: &Arc<AccountRuntime>, job: TurnJob, cancel: Canc
 
     let (text, attachments) = gather_input(rt, n).await;
     let history = store
-        .history(&name, &job.session_key, job.generation, rt.cfg.history_limit as i64)
+        .history(&name, &job.session_key, job.generation, rt.cfg.history_limit)
         .await
         .unwrap_or_default()
         .into_iter()
@@ -84,6 +84,7 @@ pub(crate) async fn execute(rt: &Arc<AccountRuntime>, job: TurnJob, cancel: Canc
         inbound_id: job.inbound_id,
         mentions: n.mentioned.clone(),
         stop_turn: Some(super::cards::stop_turn(n.p2p, &job.session_key)),
+        media_allowlist: rt.shared.media_allowlist(&agent_name),
     };
     let (tx, rx) = mpsc::channel(64);
     let agent_run = agent.run(request, cancel.clone(), tx);
@@ -230,7 +231,7 @@ fn append_children(items: &[lark_client::MessageInfo], upper: &str, depth: usize
             return;
         }
         let (body, _) = render_content(&item.msg_type, &item.content);
-        let who = item.sender_id.clone().unwrap_or_default();
+        let who = item.sender_id.clone();
         let indent = "  ".repeat(depth);
         lines.push(format!("{indent}- {who}: {}", body.replace('\n', " ")));
         if item.msg_type == "merge_forward" {
@@ -264,6 +265,7 @@ async fn download(rt: &AccountRuntime, message_id: &str, media: &MediaRef) -> Re
         path,
         name: got.file_name.unwrap_or(file_name),
         mime: got.content_type,
+        transcript: None,
     })
 }
 

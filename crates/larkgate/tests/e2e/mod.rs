@@ -224,3 +224,12 @@ impl Harness {
             .any(|m| m.sender == "bot" && m.reply_to.as_deref() == Some(&sent.message_id))
     }
 }
+
+/// Waits until `cond` holds (checked every 20 ms; the guard only stops a hang).
+pub async fn eventually(mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + GUARD;
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "condition not reached in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

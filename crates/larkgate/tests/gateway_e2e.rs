@@ -13,7 +13,11 @@ async fn dm_gets_an_echo_reply() {
     let sent = h.dm("ou_alice", "hello larkgate");
     let replies = h.replies(&sent).await;
     assert_eq!(replies.len(), 1);
-    assert!(replies[0].text.contains("hello larkgate"), "{:?}", replies[0]);
+    assert!(
+        replies[0].text.contains("hello larkgate"),
+        "{:?}",
+        replies[0]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,12 +63,21 @@ async fn pairing_code_issued_approved_then_answered() {
     let h = Harness::start(|a| a.dm_policy = DmPolicy::Pairing).await;
     let first = h.dm("ou_newcomer", "hello bot");
     let reply = &h.replies(&first).await[0];
-    let pending = h.gw().store().list_pairings(Some("default"), larkgate::gateway::now_ms()).await.unwrap();
+    let pending = h
+        .gw()
+        .store()
+        .list_pairings(Some("default"), larkgate::gateway::now_ms())
+        .await
+        .unwrap();
     assert_eq!(pending.len(), 1);
     let code = pending[0].code.clone();
     assert_eq!(pending[0].open_id, "ou_newcomer");
     assert_eq!(code.len(), 8);
-    assert!(reply.text.contains(&code), "the reply shows the code: {}", reply.text);
+    assert!(
+        reply.text.contains(&code),
+        "the reply shows the code: {}",
+        reply.text
+    );
     assert!(!code.contains(['0', 'O', '1', 'I']));
     // Not approved yet: asking again repeats the same code, no agent answer.
     let again = h.dm("ou_newcomer", "please?");
@@ -78,7 +91,11 @@ async fn pairing_code_issued_approved_then_answered() {
     assert!(approved.is_some());
     let after = h.dm("ou_newcomer", "now do you know me");
     let answer = &h.replies(&after).await[0];
-    assert!(answer.text.contains("now do you know me"), "{}", answer.text);
+    assert!(
+        answer.text.contains("now do you know me"),
+        "{}",
+        answer.text
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +117,11 @@ async fn group_needs_a_mention_by_open_id() {
     assert!(h.ignored_before(&quiet, &asked).await);
     let replies = h.replies(&asked).await;
     assert!(replies[0].text.contains("what time is it"));
-    assert!(!replies[0].text.contains("@_user"), "the bot's mention is stripped: {}", replies[0].text);
+    assert!(
+        !replies[0].text.contains("@_user"),
+        "the bot's mention is stripped: {}",
+        replies[0].text
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,7 +161,8 @@ async fn group_allowlist_by_group_and_by_sender() {
     let unlisted = h.group("oc_other", "ou_a", "hello", true);
     let vip = h.group("oc_other", "ou_vip", "hello", true);
     assert!(h.ignored_before(&unlisted, &vip).await);
-    h.replies(&h.group("oc_listed", "ou_a", "hello", true)).await;
+    h.replies(&h.group("oc_listed", "ou_a", "hello", true))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,7 +247,10 @@ async fn new_and_help_and_status_commands() {
     assert!(h.replies(&new).await[0].text.contains("new conversation"));
     let status = h.dm("ou_a", "/status");
     let text = h.replies(&status).await[0].text.clone();
-    assert!(text.contains("Agent: echo (echo)") && text.contains("(#1)"), "{text}");
+    assert!(
+        text.contains("Agent: echo (echo)") && text.contains("(#1)"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -98,7 +98,9 @@ pub struct Harness {
 impl Harness {
     /// Emulator + gateway with one account adjusted by `tune`.
     pub async fn start(tune: impl FnOnce(&mut AccountConfig)) -> Harness {
-        let emu = Emulator::start(EmulatorConfig::default()).await.expect("emulator");
+        let emu = Emulator::start(EmulatorConfig::default())
+            .await
+            .expect("emulator");
         let app = emu.default_app();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut acct = account(&emu, &app, "default");
@@ -119,10 +121,16 @@ impl Harness {
     /// (Re)starts the gateway on the same store.
     pub async fn boot(&mut self) {
         self.shutdown = CancellationToken::new();
-        let gw = gateway::start(self.config.clone(), RunOptions::default(), self.shutdown.clone())
+        let gw = gateway::start(
+            self.config.clone(),
+            RunOptions::default(),
+            self.shutdown.clone(),
+        )
+        .await
+        .expect("gateway starts");
+        tokio::time::timeout(GUARD, gw.wait_ready())
             .await
-            .expect("gateway starts");
-        tokio::time::timeout(GUARD, gw.wait_ready()).await.expect("ready");
+            .expect("ready");
         self.gw = Some(gw);
     }
 
@@ -229,7 +237,10 @@ impl Harness {
 pub async fn eventually(mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + GUARD;
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "condition not reached in time");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not reached in time"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

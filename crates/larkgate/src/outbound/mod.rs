@@ -104,9 +104,21 @@ impl Outbound {
                 msg_type: rendered.target.msg_type().to_string(),
                 content: content.to_string(),
             };
-            if let Ok(m) = self.client.reply_message(&plan.reply_to, &msg, plan.reply_in_thread, Some(&uuid)).await {
+            if let Ok(m) = self
+                .client
+                .reply_message(&plan.reply_to, &msg, plan.reply_in_thread, Some(&uuid))
+                .await
+            {
                 first.get_or_insert_with(crate::gateway::now_ms);
-                let _ = self.store.record_sent(&self.account, &uuid, &m.message_id, crate::gateway::now_ms()).await;
+                let _ = self
+                    .store
+                    .record_sent(
+                        &self.account,
+                        &uuid,
+                        &m.message_id,
+                        crate::gateway::now_ms(),
+                    )
+                    .await;
                 ids.push(m.message_id);
             }
         }
@@ -120,7 +132,12 @@ impl Outbound {
     }
 
     /// A short system reply, sent at most once.
-    pub async fn notice(&self, reply_to: &str, text: &str, uuid: &str) -> Result<(), lark_client::Error> {
+    pub async fn notice(
+        &self,
+        reply_to: &str,
+        text: &str,
+        uuid: &str,
+    ) -> Result<(), lark_client::Error> {
         self.client
             .reply_message(reply_to, &OutgoingMessage::text(text), false, Some(uuid))
             .await

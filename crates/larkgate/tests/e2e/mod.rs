@@ -98,14 +98,19 @@ pub struct Harness {
 impl Harness {
     /// Emulator + gateway with one account adjusted by `tune`.
     pub async fn start(tune: impl FnOnce(&mut AccountConfig)) -> Harness {
+        Harness::start_with(|_, c| tune(&mut c.accounts[0])).await
+    }
+
+    /// Emulator + gateway with the whole configuration adjusted by `tune`.
+    pub async fn start_with(tune: impl FnOnce(&Emulator, &mut Config)) -> Harness {
         let emu = Emulator::start(EmulatorConfig::default())
             .await
             .expect("emulator");
         let app = emu.default_app();
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut acct = account(&emu, &app, "default");
-        tune(&mut acct);
-        let config = config(dir.path(), vec![acct]);
+        let acct = account(&emu, &app, "default");
+        let mut config = config(dir.path(), vec![acct]);
+        tune(&emu, &mut config);
         let mut h = Harness {
             emu,
             app,

@@ -886,3 +886,14 @@ fn without_a_file_the_environment_can_be_enough() {
         .starts_with("larkgate.toml: not found; create it"));
     assert_eq!(err.issues[1].key, "channels.lark.appId");
 }
+
+#[cfg(unix)]
+#[test]
+fn files_created_by_set_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fresh.toml");
+    edit::set_with_env(&path, "channels.lark.appSecret", "s", &no_env).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}

@@ -15,8 +15,9 @@ use crate::agent::{AgentConfig, AgentType};
 /// The agent every configuration has, even when the file names none.
 pub(crate) const ECHO: &str = "echo";
 
-/// Keys of `agents.<name>` that hold secrets.
-const SECRET_FIELDS: &[&str] = &["apiKey"];
+/// Keys of `agents.<name>` whose values may be secrets (API keys, and
+/// headers and environment that often carry them).
+const SECRET_FIELDS: &[&str] = &["apiKey", "headers", "env"];
 
 /// Reads `agents`; `echo` is added when not defined.
 pub(crate) fn read_agents(
@@ -95,14 +96,14 @@ fn read_agent(
 /// echoing secret values.
 fn describe(key: &str, e: &serde_path_to_error::Error<serde_json::Error>) -> (String, String) {
     let mut at = key.to_string();
-    let mut last = None;
+    let mut secret = false;
     for segment in e.path().iter() {
         match segment {
             serde_path_to_error::Segment::Seq { index } => at.push_str(&format!("[{index}]")),
             serde_path_to_error::Segment::Map { key }
             | serde_path_to_error::Segment::Enum { variant: key } => {
                 at = join_key(&at, key);
-                last = Some(key.clone());
+                secret |= SECRET_FIELDS.contains(&key.as_str());
             }
             serde_path_to_error::Segment::Unknown => {}
         }
@@ -117,10 +118,10 @@ fn describe(key: &str, e: &serde_path_to_error::Error<serde_json::Error>) -> (St
         };
         return (join_key(&at, field), format!("not set; {hint}"));
     }
-    if last.as_deref().is_some_and(|l| SECRET_FIELDS.contains(&l)) {
+    if secret {
         return (
             at,
-            "expected a string (the value is not shown: it is a secret)".into(),
+            "expected a string (the value is not shown: it may be a secret)".into(),
         );
     }
     if let Some(variant) = between(&inner, "unknown variant `", "`") {

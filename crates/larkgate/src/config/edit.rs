@@ -66,7 +66,8 @@ pub struct SetReport {
 
 /// The value at `dotted_key` in the file at `path`: strings as they are,
 /// other values in TOML notation, tables as TOML text. `None` if the key
-/// or the file does not exist.
+/// or the file does not exist. Secrets are returned as written: a caller
+/// that prints them should mean to.
 pub fn get(path: &Path, dotted_key: &str) -> Result<Option<String>, EditError> {
     match std::fs::read_to_string(path) {
         Ok(text) => get_in(&text, Format::of_path(path), dotted_key),
@@ -78,9 +79,10 @@ pub fn get(path: &Path, dotted_key: &str) -> Result<Option<String>, EditError> {
     }
 }
 
-/// Sets `dotted_key` to `value` in the file at `path` (created if missing),
-/// keeping comments and layout, then validates with the process
-/// environment. See the module docs for typing and refusal.
+/// Sets `dotted_key` to `value` in the file at `path` (created if missing,
+/// readable only by its owner), keeping comments and layout, then validates
+/// with the process environment. See the module docs for typing and
+/// refusal. The file is replaced atomically and keeps its permissions.
 pub fn set(path: &Path, dotted_key: &str, value: &str) -> Result<SetReport, EditError> {
     set_with_env(path, dotted_key, value, &|name| std::env::var(name).ok())
 }
@@ -147,10 +149,23 @@ fn write_keeping_permissions(path: &Path, text: &str) -> std::io::Result<()> {
     );
     let tmp = path.with_file_name(format!(".{name}.tmp"));
     std::fs::write(&tmp, text)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        std::fs::set_permissions(&tmp, meta.permissions())?;
+    match std::fs::metadata(path) {
+        Ok(meta) => std::fs::set_permissions(&tmp, meta.permissions())?,
+        // A new file may soon hold an app secret: only its owner reads it.
+        Err(_) => private(&tmp)?,
     }
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(unix)]
+fn private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn private(_path: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// [`get`] on text.

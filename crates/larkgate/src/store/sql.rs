@@ -1,5 +1,6 @@
-//! [`SqlStore`]: the [`Store`] over `sqlx::AnyPool`, for SQLite and
-//! PostgreSQL alike.
+//! [`SqlStore`]: the [`Store`] over sqlx's `Any` driver, for SQLite and
+//! PostgreSQL alike: the same queries, a pool for PostgreSQL, one owned
+//! connection for SQLite (see [`Handle`]).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::{Deref, DerefMut};

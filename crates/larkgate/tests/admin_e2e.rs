@@ -68,20 +68,30 @@ async fn health_metrics_and_pairing_over_http() {
     let answered = h.dm("ou_new", "am I in");
     assert!(h.replies(&answered).await[0].text.contains("am I in"));
 
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // The emulator shows a reply before the client has read the response
+    // (and counted the call), so wait for the count to settle.
+    let reply_calls = "larkgate_api_calls_total{account=\"default\",endpoint=\"POST /im/v1/messages/:message_id/reply\"} 2";
+    let mut metrics = String::new();
+    for _ in 0..250 {
+        metrics = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains(reply_calls) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert!(
         metrics.contains("larkgate_events_received_total{account=\"default\",source=\"ws\"} 2"),
         "{metrics}"
     );
     assert!(metrics.contains("larkgate_connected{account=\"default\"} 1"));
-    assert!(metrics.contains("larkgate_api_calls_total{account=\"default\",endpoint=\"POST /im/v1/messages/:message_id/reply\"} 2"), "{metrics}");
+    assert!(metrics.contains(reply_calls), "{metrics}");
     assert!(metrics.contains("larkgate_ack_latency_seconds_count{account=\"default\"} 2"));
 }
 

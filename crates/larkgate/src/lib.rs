@@ -5,6 +5,7 @@ pub mod admin;
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod diagnose;
 pub mod gateway;
 pub mod inbound;

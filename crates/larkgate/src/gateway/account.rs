@@ -196,7 +196,7 @@ impl AccountRuntime {
     }
 
     /// The HTTP route receiving this account's webhook events.
-    pub(crate) fn webhook_router(&self) -> axum::Router {
+    pub(crate) fn webhook_router(&self, max_body_bytes: usize) -> axum::Router {
         let opts = lark_client::webhook::WebhookOptions {
             path: self.cfg.webhook_path.clone(),
             encrypt_key: self
@@ -209,6 +209,7 @@ impl AccountRuntime {
                 .verification_token
                 .as_ref()
                 .map(|s| s.expose().to_string()),
+            max_body_bytes,
             ..Default::default()
         };
         lark_client::webhook::router(opts, self.webhook_tx.clone())

@@ -190,15 +190,12 @@ pub async fn start(
     for cfg in enabled {
         let rt = AccountRuntime::new(cfg, shared.clone(), shutdown.child_token());
         if rt.cfg.mode == Mode::Webhook {
-            webhook_routes = webhook_routes.merge(rt.webhook_router());
+            webhook_routes = webhook_routes.merge(rt.webhook_router(config.webhook.max_body_bytes));
         }
         accounts.push(rt);
     }
     let webhook_addr = if accounts.iter().any(|a| a.cfg.mode == Mode::Webhook) {
-        let app = webhook_routes.layer(axum::extract::DefaultBodyLimit::max(
-            config.webhook.max_body_bytes,
-        ));
-        Some(serve(&tasks, config.webhook.listen, app, &shutdown).await?)
+        Some(serve(&tasks, config.webhook.listen, webhook_routes, &shutdown).await?)
     } else {
         None
     };

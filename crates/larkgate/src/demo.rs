@@ -94,37 +94,15 @@ fn pick_agent(
 fn demo_account(emu: &Emulator) -> AccountConfig {
     let app = emu.default_app();
     AccountConfig {
-        name: "demo".into(),
-        enabled: true,
-        app_id: app.app_id,
-        app_secret: Secret::new(app.app_secret),
-        bot_name: Some(app.bot_name),
+        bot_name: Some(app.bot_name.clone()),
         domain: emu.base_url(),
-        mode: Mode::Websocket,
-        encrypt_key: None,
-        verification_token: None,
-        webhook_path: "/lark/webhook".into(),
         dm_policy: DmPolicy::Pairing,
         allow_from: vec![DEMO_ALICE.into()],
         group_policy: GroupPolicy::Open,
-        group_allow_from: vec![],
-        groups: BTreeMap::new(),
-        require_mention: true,
-        mention_all: false,
-        allow_bots: false,
         session_scope: SessionScope::Topic,
         agent: "demo".into(),
-        system_prompt: None,
         reply_mode: ReplyMode::Streaming,
-        reply_in_thread: false,
-        typing_indicator: true,
-        typing_emoji: "Typing".into(),
-        history_limit: 40,
-        queue_limit: 10,
-        stale_after_secs: 1800,
-        stream_interval_ms: 100,
-        media_max_bytes: 20 << 20,
-        proxy: None,
+        ..AccountConfig::new("demo", &app.app_id, Secret::new(app.app_secret))
     }
 }
 

@@ -5,8 +5,6 @@
 
 mod e2e;
 
-use std::time::Duration;
-
 use lark_emulator::{Emulator, EmulatorConfig};
 use larkgate::gateway::{self, RunOptions};
 use tokio_util::sync::CancellationToken;
@@ -49,21 +47,11 @@ fn kill_during_a_turn_then_restart_gives_exactly_one_reply() {
                 ..Default::default()
             })
             .unwrap();
-        let mut version = 0;
-        loop {
-            let view = emu
-                .wait_chat(&sent.chat_id, version, Duration::from_secs(5))
-                .await
-                .unwrap();
-            version = view.version;
-            let typing = view
-                .messages
-                .iter()
-                .any(|m| m.message_id == sent.message_id && !m.reactions.is_empty());
-            if typing {
-                break;
-            }
-        }
+        e2e::wait_until(&emu, &sent.chat_id, |ms| {
+            ms.iter()
+                .any(|m| m.message_id == sent.message_id && !m.reactions.is_empty())
+        })
+        .await;
         std::mem::forget(gw); // a crash runs no destructor logic of ours
         sent
     });
@@ -84,27 +72,10 @@ fn kill_during_a_turn_then_restart_gives_exactly_one_reply() {
             .await
             .expect("restart");
         gw.wait_ready().await;
-        let mut version = 0;
-        let deadline = tokio::time::Instant::now() + e2e::GUARD;
-        loop {
-            let view = emu
-                .wait_chat(&sent.chat_id, version, Duration::from_secs(5))
-                .await
-                .unwrap();
-            version = view.version;
-            let replies = view
-                .messages
-                .iter()
-                .filter(|m| m.sender == "bot" && m.reply_to.as_deref() == Some(&sent.message_id))
-                .count();
-            if replies >= 1 {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no reply after restart"
-            );
-        }
+        e2e::wait_until(&emu, &sent.chat_id, |ms| {
+            e2e::replied_to(ms, &sent.message_id) >= 1
+        })
+        .await;
         // A later message proves the replay is over; still exactly one reply.
         let barrier = emu
             .send_message(lark_emulator::UserMessage {
@@ -113,21 +84,10 @@ fn kill_during_a_turn_then_restart_gives_exactly_one_reply() {
                 ..Default::default()
             })
             .unwrap();
-        let mut version = 0;
-        loop {
-            let view = emu
-                .wait_chat(&barrier.chat_id, version, Duration::from_secs(5))
-                .await
-                .unwrap();
-            version = view.version;
-            if view
-                .messages
-                .iter()
-                .any(|m| m.sender == "bot" && m.reply_to.as_deref() == Some(&barrier.message_id))
-            {
-                break;
-            }
-        }
+        e2e::wait_until(&emu, &barrier.chat_id, |ms| {
+            e2e::replied_to(ms, &barrier.message_id) >= 1
+        })
+        .await;
         let replies: Vec<_> = emu
             .chat_messages(&sent.chat_id)
             .unwrap()

@@ -450,6 +450,24 @@ impl RawAccount {
     }
 }
 
+impl AccountConfig {
+    /// An account with every documented default: what a file that sets only
+    /// `appId` and `appSecret` gives (for code that builds configurations,
+    /// such as the demo and tests).
+    pub fn new(name: &str, app_id: &str, app_secret: Secret) -> AccountConfig {
+        let inline = |v: Secret, key: &str| Cred {
+            source: Source::Inline(v),
+            key: key.to_string(),
+        };
+        let raw = RawAccount {
+            app_id: Some(inline(Secret::new(app_id), "appId")),
+            app_secret: Some(inline(app_secret, "appSecret")),
+            ..RawAccount::default()
+        };
+        raw.resolve(name, "channels.lark", false, &Issues::default())
+    }
+}
+
 fn to_usize(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }

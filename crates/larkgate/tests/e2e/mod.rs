@@ -17,37 +17,12 @@ pub const GUARD: Duration = Duration::from_secs(30);
 /// An account for the emulator's app with test-friendly defaults.
 pub fn account(emu: &Emulator, app: &AppInfo, name: &str) -> AccountConfig {
     AccountConfig {
-        name: name.into(),
-        enabled: true,
-        app_id: app.app_id.clone(),
-        app_secret: Secret::new(app.app_secret.clone()),
-        bot_name: None,
         domain: emu.base_url(),
-        mode: Mode::Websocket,
-        encrypt_key: None,
-        verification_token: None,
-        webhook_path: "/lark/webhook".into(),
         dm_policy: DmPolicy::Open,
-        allow_from: vec![],
         group_policy: GroupPolicy::Open,
-        group_allow_from: vec![],
-        groups: Default::default(),
-        require_mention: true,
-        mention_all: false,
-        allow_bots: false,
-        session_scope: SessionScope::Chat,
-        agent: "echo".into(),
-        system_prompt: None,
         reply_mode: ReplyMode::Static,
-        reply_in_thread: false,
         typing_indicator: false,
-        typing_emoji: "Typing".into(),
-        history_limit: 40,
-        queue_limit: 10,
-        stale_after_secs: 1800,
-        stream_interval_ms: 100,
-        media_max_bytes: 20 << 20,
-        proxy: None,
+        ..AccountConfig::new(name, &app.app_id, Secret::new(app.app_secret.clone()))
     }
 }
 
@@ -248,4 +223,36 @@ pub async fn eventually(mut cond: impl FnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Waits on a chat's version until `pred` holds for its messages.
+pub async fn wait_until(
+    emu: &Emulator,
+    chat_id: &str,
+    mut pred: impl FnMut(&[ChatMessageView]) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + GUARD;
+    let mut version = 0;
+    loop {
+        let view = emu
+            .wait_chat(chat_id, version, Duration::from_secs(5))
+            .await
+            .expect("chat");
+        version = view.version;
+        if pred(&view.messages) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "chat {chat_id} never reached the expected state"
+        );
+    }
+}
+
+/// Whether the bot replied to `message_id` among `messages`.
+pub fn replied_to(messages: &[ChatMessageView], message_id: &str) -> usize {
+    messages
+        .iter()
+        .filter(|m| m.sender == "bot" && m.reply_to.as_deref() == Some(message_id))
+        .count()
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod llm;
+
 use std::time::Duration;
 
 use lark_emulator::{AppInfo, ChatMessageView, Emulator, EmulatorConfig, SentMessage, UserMessage};

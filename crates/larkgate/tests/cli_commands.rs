@@ -84,7 +84,10 @@ async fn config_init_validate_get_set_keep_comments() {
     let again = run_in(d, &["config", "init"]).await;
     assert_eq!(again.code, Some(2), "{}", again.all());
     assert!(again.stderr.contains("--force"), "{}", again.stderr);
-    assert_eq!(run_in(d, &["config", "init", "--force"]).await.code, Some(0));
+    assert_eq!(
+        run_in(d, &["config", "init", "--force"]).await.code,
+        Some(0)
+    );
 
     let secret = "s3cret-value-for-the-test";
     for (key, value) in [
@@ -106,7 +109,11 @@ async fn config_init_validate_get_set_keep_comments() {
     let hidden = run_in(d, &["config", "get", "channels.lark.appSecret"]).await;
     assert_eq!(hidden.stdout.trim(), "<redacted>");
     let table = run_in(d, &["config", "get", "channels.lark"]).await;
-    assert!(table.stdout.contains("cli_a1b2c3d4e5f60001"), "{}", table.stdout);
+    assert!(
+        table.stdout.contains("cli_a1b2c3d4e5f60001"),
+        "{}",
+        table.stdout
+    );
     assert!(!table.stdout.contains(secret), "{}", table.stdout);
     let shown = run_in(
         d,
@@ -120,14 +127,26 @@ async fn config_init_validate_get_set_keep_comments() {
     let before = std::fs::read_to_string(&file).unwrap();
     let refused = run_in(d, &["config", "set", "channels.lark.dmPolicy", "sometimes"]).await;
     assert_eq!(refused.code, Some(2), "{}", refused.all());
-    assert!(refused.stderr.contains("channels.lark.dmPolicy"), "{}", refused.stderr);
-    assert_eq!(std::fs::read_to_string(&file).unwrap(), before, "nothing written");
+    assert!(
+        refused.stderr.contains("channels.lark.dmPolicy"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        before,
+        "nothing written"
+    );
     let unknown = run_in(d, &["config", "set", "channels.lark.dmPolcy", "open"]).await;
     assert_eq!(unknown.code, Some(2), "{}", unknown.all());
 
     let valid = run_in(d, &["config", "validate"]).await;
     assert_eq!(valid.code, Some(0), "{}", valid.all());
-    assert!(valid.stdout.contains("cli_a1b2c3d4e5f60001"), "{}", valid.stdout);
+    assert!(
+        valid.stdout.contains("cli_a1b2c3d4e5f60001"),
+        "{}",
+        valid.stdout
+    );
 
     // A broken file: every command that loads it exits 2 naming the key.
     let broken = d.join("broken.toml");
@@ -144,7 +163,11 @@ async fn config_init_validate_get_set_keep_comments() {
     ] {
         let out = run_in(d, args).await;
         assert_eq!(out.code, Some(2), "{args:?}: {}", out.all());
-        assert!(out.stderr.contains("channels.lark.dmPolicy"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("channels.lark.dmPolicy"),
+            "{}",
+            out.stderr
+        );
         assert!(out.stderr.contains("store.urll"), "{}", out.stderr);
     }
     // LARKGATE_CONFIG names the file too.
@@ -159,7 +182,12 @@ async fn config_init_validate_get_set_keep_comments() {
 
 /// Runs `setup` with `args` against the emulator, approving the
 /// registration as `brand` once the code is shown; returns stdout.
-async fn setup_with(emu: &Emulator, dir: &std::path::Path, args: &[&str], brand: &str) -> (String, lark_emulator::ApprovedRegistration) {
+async fn setup_with(
+    emu: &Emulator,
+    dir: &std::path::Path,
+    args: &[&str],
+    brand: &str,
+) -> (String, lark_emulator::ApprovedRegistration) {
     let mut child = larkgate(dir)
         .arg("setup")
         .args(args)
@@ -205,11 +233,19 @@ async fn setup_creates_the_bot_and_writes_a_private_secret_file() {
     let (stdout, approved) = setup_with(
         &emu,
         d,
-        &["--name", "Helper Bot", "--secret-file", "secrets/app_secret.txt"],
+        &[
+            "--name",
+            "Helper Bot",
+            "--secret-file",
+            "secrets/app_secret.txt",
+        ],
         "feishu",
     )
     .await;
-    assert!(stdout.contains('█') || stdout.contains('▀'), "a QR code:\n{stdout}");
+    assert!(
+        stdout.contains('█') || stdout.contains('▀'),
+        "a QR code:\n{stdout}"
+    );
     assert!(stdout.contains("/page/launcher?user_code="), "{stdout}");
     assert!(stdout.contains("name=Helper+Bot"), "{stdout}");
     assert!(stdout.contains("im.message.receive_v1"), "{stdout}");
@@ -225,14 +261,25 @@ async fn setup_creates_the_bot_and_writes_a_private_secret_file() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&secret_file).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(&secret_file)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
     }
     let text = std::fs::read_to_string(d.join("larkgate.toml")).unwrap();
-    assert!(text.starts_with("# larkgate configuration."), "from the template");
+    assert!(
+        text.starts_with("# larkgate configuration."),
+        "from the template"
+    );
     assert!(!text.contains(&approved.app.app_secret), "secret inline");
     let get = |key: &'static str| async move {
-        run_in(d, &["config", "get", key]).await.stdout.trim().to_string()
+        run_in(d, &["config", "get", key])
+            .await
+            .stdout
+            .trim()
+            .to_string()
     };
     assert_eq!(get("channels.lark.appId").await, approved.app.app_id);
     assert_eq!(
@@ -296,7 +343,9 @@ async fn hook(State(received): State<Received>, Json(body): Json<Value>) -> Json
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let ts = body["timestamp"].as_str().and_then(|t| t.parse::<i64>().ok());
+    let ts = body["timestamp"]
+        .as_str()
+        .and_then(|t| t.parse::<i64>().ok());
     let signed = match (ts, body["sign"].as_str()) {
         (Some(ts), Some(sign)) => {
             (now - ts).abs() <= 3600 && sign == lark_wire::custom_bot::sign(ts, HOOK_SECRET)
@@ -310,7 +359,9 @@ async fn hook(State(received): State<Received>, Json(body): Json<Value>) -> Json
             "data": {}
         }));
     }
-    Json(json!({"StatusCode": 0, "StatusMessage": "success", "code": 0, "data": {}, "msg": "success"}))
+    Json(
+        json!({"StatusCode": 0, "StatusMessage": "success", "code": 0, "data": {}, "msg": "success"}),
+    )
 }
 
 async fn start_hook() -> (SocketAddr, Received) {
@@ -335,7 +386,16 @@ async fn webhook_send_signs_text_and_cards() {
 
     let text = run_in(
         d,
-        &["webhook", "send", "--url", &url, "--secret", HOOK_SECRET, "--text", "build #42 passed"],
+        &[
+            "webhook",
+            "send",
+            "--url",
+            &url,
+            "--secret",
+            HOOK_SECRET,
+            "--text",
+            "build #42 passed",
+        ],
     )
     .await;
     assert_eq!(text.code, Some(0), "{}", text.all());
@@ -346,7 +406,16 @@ async fn webhook_send_signs_text_and_cards() {
     .unwrap();
     let card = run_in(
         d,
-        &["webhook", "send", "--url", &url, "--secret", HOOK_SECRET, "--card", "card.json"],
+        &[
+            "webhook",
+            "send",
+            "--url",
+            &url,
+            "--secret",
+            HOOK_SECRET,
+            "--card",
+            "card.json",
+        ],
     )
     .await;
     assert_eq!(card.code, Some(0), "{}", card.all());
@@ -360,7 +429,9 @@ async fn webhook_send_signs_text_and_cards() {
 
     let wrong = run_in(
         d,
-        &["webhook", "send", "--url", &url, "--secret", "not-it", "--text", "x"],
+        &[
+            "webhook", "send", "--url", &url, "--secret", "not-it", "--text", "x",
+        ],
     )
     .await;
     assert_eq!(wrong.code, Some(1), "{}", wrong.all());
@@ -375,7 +446,10 @@ async fn webhook_send_signs_text_and_cards() {
 async fn emulator_and_demo_start_and_stop_on_sigint() {
     let dir = tempfile::tempdir().unwrap();
     for (args, banner) in [
-        (&["emulator", "--port", "0"][..], "lark-emulator listening on http://127.0.0.1:"),
+        (
+            &["emulator", "--port", "0"][..],
+            "lark-emulator listening on http://127.0.0.1:",
+        ),
         (&["demo", "--port", "0"][..], "larkgate demo is running"),
     ] {
         let mut child = larkgate(dir.path())

@@ -56,7 +56,11 @@ async fn run_answers_logs_reports_status_and_stops_on_sigterm() {
         .find(|l| l.starts_with("ACCOUNT"))
         .expect("header");
     let column = header.find("RECONNECTS").expect("RECONNECTS column");
-    assert_eq!(&row[column..column + 2], "1 ", "reconnects column:\n{header}\n{row}");
+    assert_eq!(
+        &row[column..column + 2],
+        "1 ",
+        "reconnects column:\n{header}\n{row}"
+    );
 
     let json = env.run(&["channels", "status", "--json"]).await;
     assert_eq!(json.code, Some(0), "{}", json.all());
@@ -86,7 +90,11 @@ async fn run_answers_logs_reports_status_and_stops_on_sigterm() {
     assert!(file.contains("larkgate 0.1.0 starting"), "{file}");
     assert!(file.contains("connected; ready"), "{file}");
     assert!(file.contains("DEBUG"), "--verbose logs at debug level");
-    for (name, text) in [("stderr", &stderr), ("stdout", &gw.stdout.text()), ("log file", &file)] {
+    for (name, text) in [
+        ("stderr", &stderr),
+        ("stdout", &gw.stdout.text()),
+        ("log file", &file),
+    ] {
         assert!(
             !text.contains(&env.app.app_secret),
             "the app secret leaked into the {name}"
@@ -112,7 +120,11 @@ async fn gateway_run_alias_and_a_second_signal_exits_at_once() {
     gw.stderr.wait_for("SIGTERM: stopping").await;
     gw.signal(libc::SIGINT);
     assert_eq!(gw.wait().await, Some(130), "{}", gw.stderr.text());
-    assert!(gw.stderr.text().contains("SIGINT again"), "{}", gw.stderr.text());
+    assert!(
+        gw.stderr.text().contains("SIGINT again"),
+        "{}",
+        gw.stderr.text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,9 +219,15 @@ async fn send_to_a_chat_a_user_an_email_and_as_a_reply() {
             .collect()
     };
 
-    let to_chat = env.run(&["send", "--to", &chat_id, "--message", "to the chat"]).await;
+    let to_chat = env
+        .run(&["send", "--to", &chat_id, "--message", "to the chat"])
+        .await;
     assert_eq!(to_chat.code, Some(0), "{}", to_chat.all());
-    assert!(to_chat.stdout.trim().starts_with("om_"), "{}", to_chat.stdout);
+    assert!(
+        to_chat.stdout.trim().starts_with("om_"),
+        "{}",
+        to_chat.stdout
+    );
 
     let to_user = env
         .run(&["message", "send", "--to", "ou_alice", "-m", "to alice"])
@@ -236,11 +254,15 @@ async fn send_to_a_chat_a_user_an_email_and_as_a_reply() {
             "body":{"elements":[{"tag":"markdown","content":"all **green**"}]}}"#,
     )
     .unwrap();
-    let card = env.run(&["send", "--to", &chat_id, "--card", "card.json"]).await;
+    let card = env
+        .run(&["send", "--to", &chat_id, "--card", "card.json"])
+        .await;
     assert_eq!(card.code, Some(0), "{}", card.all());
 
     std::fs::write(dir.join("pic.png"), tiny_png()).unwrap();
-    let image = env.run(&["send", "--to", &chat_id, "--image", "pic.png"]).await;
+    let image = env
+        .run(&["send", "--to", &chat_id, "--image", "pic.png"])
+        .await;
     assert_eq!(image.code, Some(0), "{}", image.all());
 
     let sent = bot_texts();
@@ -260,7 +282,9 @@ async fn send_to_a_chat_a_user_an_email_and_as_a_reply() {
     assert_eq!(gone.code, Some(1), "{}", gone.all());
     assert!(gone.stderr.contains("not a member"), "{}", gone.stderr);
     // A missing file is a usage error.
-    let missing = env.run(&["send", "--to", &chat_id, "--image", "nope.png"]).await;
+    let missing = env
+        .run(&["send", "--to", &chat_id, "--image", "nope.png"])
+        .await;
     assert_eq!(missing.code, Some(2), "{}", missing.all());
 }
 
@@ -298,7 +322,12 @@ async fn pairing_list_approve_and_reject_on_the_store() {
 
     let list = env.run(&["pairing", "list"]).await;
     assert_eq!(list.code, Some(0), "{}", list.all());
-    for needle in [code.as_str(), other_code.as_str(), "ou_stranger", "ou_other"] {
+    for needle in [
+        code.as_str(),
+        other_code.as_str(),
+        "ou_stranger",
+        "ou_other",
+    ] {
         assert!(list.stdout.contains(needle), "{needle}:\n{}", list.stdout);
     }
 
@@ -316,7 +345,11 @@ async fn pairing_list_approve_and_reject_on_the_store() {
     assert_eq!(empty.stdout.trim(), "[]", "{}", empty.all());
     let unknown = env.run(&["pairing", "approve", &other_code]).await;
     assert_eq!(unknown.code, Some(1), "{}", unknown.all());
-    assert!(unknown.stderr.contains("no pending pairing"), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("no pending pairing"),
+        "{}",
+        unknown.stderr
+    );
 
     gw.signal(libc::SIGINT);
     assert_eq!(gw.wait().await, Some(0));
@@ -339,12 +372,18 @@ async fn logs_follow_prints_new_lines_and_the_next_day() {
     out.wait_for("first line").await;
     {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).open(&today).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&today)
+            .unwrap();
         writeln!(f, "second line").unwrap();
     }
     out.wait_for("second line").await;
     std::fs::write(logs.join("larkgate.log.2030-01-02"), "next day\n").unwrap();
     out.wait_for("next day").await;
     child.kill().await.unwrap();
-    tokio::time::timeout(GUARD, child.wait()).await.unwrap().unwrap();
+    tokio::time::timeout(GUARD, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
 }

@@ -332,7 +332,12 @@ pub struct WebhookSendArgs {
     #[arg(long, value_name = "URL")]
     pub url: String,
     /// The signing secret, when the bot has signature verification on.
-    #[arg(long, value_name = "S", env = "LARKGATE_WEBHOOK_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "S",
+        env = "LARKGATE_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
     pub secret: Option<String>,
     /// Text to send.
     #[arg(long, value_name = "T")]
@@ -410,10 +415,16 @@ mod tests {
     #[test]
     fn aliases_parse_like_the_commands() {
         let c = Cli::try_parse_from(["larkgate", "gateway", "run", "--verbose"]).unwrap();
-        assert!(matches!(c.command, Command::Gateway(GatewayCommand::Run(RunArgs { verbose: true, .. }))));
+        assert!(matches!(
+            c.command,
+            Command::Gateway(GatewayCommand::Run(RunArgs { verbose: true, .. }))
+        ));
         let c = Cli::try_parse_from(["larkgate", "message", "send", "--to", "oc_1", "-m", "hi"])
             .unwrap();
-        assert!(matches!(c.command, Command::Message(MessageCommand::Send(_))));
+        assert!(matches!(
+            c.command,
+            Command::Message(MessageCommand::Send(_))
+        ));
         let c = Cli::try_parse_from(["larkgate", "channels", "status", "--probe"]).unwrap();
         assert!(matches!(
             c.command,
@@ -424,10 +435,10 @@ mod tests {
     #[test]
     fn send_needs_one_content_and_a_target() {
         assert!(Cli::try_parse_from(["larkgate", "send", "--to", "oc_1"]).is_err());
-        assert!(
-            Cli::try_parse_from(["larkgate", "send", "--to", "oc_1", "-m", "a", "--card", "c"])
-                .is_err()
-        );
+        assert!(Cli::try_parse_from([
+            "larkgate", "send", "--to", "oc_1", "-m", "a", "--card", "c"
+        ])
+        .is_err());
         assert!(Cli::try_parse_from(["larkgate", "send", "-m", "a"]).is_err());
         assert!(Cli::try_parse_from(["larkgate", "send", "--reply-to", "om_1", "-m", "a"]).is_ok());
     }
@@ -435,7 +446,14 @@ mod tests {
     #[test]
     fn emulator_flags_pass_through() {
         let c = Cli::try_parse_from([
-            "larkgate", "emulator", "--port", "0", "--app-id", "cli_x", "--app-secret", "s",
+            "larkgate",
+            "emulator",
+            "--port",
+            "0",
+            "--app-id",
+            "cli_x",
+            "--app-secret",
+            "s",
         ])
         .unwrap();
         let Command::Emulator(a) = c.command else {

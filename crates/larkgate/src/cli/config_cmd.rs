@@ -105,9 +105,9 @@ fn validate(file: &Path) -> Outcome {
 fn edit_failure(e: EditError) -> Failure {
     match e {
         EditError::Io { .. } => Failure::runtime(e.to_string()),
-        EditError::Invalid(issues) => Failure::usage(format!(
-            "refused, nothing was written:\n{issues}"
-        )),
+        EditError::Invalid(issues) => {
+            Failure::usage(format!("refused, nothing was written:\n{issues}"))
+        }
         other => Failure::usage(other.to_string()),
     }
 }
@@ -179,8 +179,7 @@ fn redact(key: &str, value: &str) -> String {
     if !value.contains('=') {
         return value.to_string();
     }
-    let table_segs: Vec<String> = segs;
-    redact_table_text(&table_segs, value)
+    redact_table_text(&segs, value)
 }
 
 /// Replaces secret values in TOML table text: `key = value` lines whose key
@@ -234,7 +233,8 @@ mod tests {
         let out = redact("channels.lark", text);
         assert!(!out.contains("s3cret") && !out.contains("other"), "{out}");
         assert!(out.contains("appId = \"cli_1\"") && out.contains("agent = \"echo\""));
-        let agents = "type = \"http\"\nheaders = { Authorization = \"Bearer x\" }\n[env]\nMODE = \"chat\"";
+        let agents =
+            "type = \"http\"\nheaders = { Authorization = \"Bearer x\" }\n[env]\nMODE = \"chat\"";
         let out = redact("agents.svc", agents);
         assert!(!out.contains("Bearer") && !out.contains("chat"), "{out}");
         assert!(out.contains("type = \"http\""));

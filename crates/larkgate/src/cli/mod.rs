@@ -236,12 +236,7 @@ fn now_ms() -> i64 {
 
 /// `3h 5m`, `42s`: a short human duration.
 fn human_secs(secs: u64) -> String {
-    let (d, h, m, s) = (
-        secs / 86_400,
-        secs / 3600 % 24,
-        secs / 60 % 60,
-        secs % 60,
-    );
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     match (d, h, m) {
         (0, 0, 0) => format!("{s}s"),
         (0, 0, _) => format!("{m}m {s}s"),
@@ -297,7 +292,10 @@ mod tests {
     fn tables_align_columns() {
         let t = table(
             &["A", "BB"],
-            &[vec!["long-cell".into(), "x".into()], vec!["y".into(), "".into()]],
+            &[
+                vec!["long-cell".into(), "x".into()],
+                vec!["y".into(), "".into()],
+            ],
         );
         assert_eq!(t, "A          BB\nlong-cell  x\ny");
     }

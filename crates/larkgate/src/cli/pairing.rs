@@ -65,7 +65,10 @@ async fn list(store: &Arc<dyn Store>, json: bool) -> Outcome {
         .collect();
     println!(
         "{}",
-        table(&["CODE", "ACCOUNT", "OPEN_ID", "ASKED", "EXPIRES IN"], &rows)
+        table(
+            &["CODE", "ACCOUNT", "OPEN_ID", "ASKED", "EXPIRES IN"],
+            &rows
+        )
     );
     println!("\napprove one with: larkgate pairing approve CODE");
     Ok(())

@@ -111,11 +111,7 @@ fn log_ready(gw: &Gateway) {
             format!("{} {}", s.name, state_word(&s.state))
         })
         .collect();
-    tracing::info!(
-        "started in {:?}: {}",
-        gw.uptime(),
-        states.join(", ")
-    );
+    tracing::info!("started in {:?}: {}", gw.uptime(), states.join(", "));
 }
 
 fn state_word(s: &gateway::AccountState) -> String {

@@ -36,9 +36,8 @@ async fn message(client: &Client, args: &SendArgs) -> Result<OutgoingMessage, Fa
     }
     if let Some(card) = &args.card {
         let raw = read(card).await?;
-        let value: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| {
-            Failure::usage(format!("--card {}: not JSON: {e}", card.display()))
-        })?;
+        let value: serde_json::Value = serde_json::from_slice(&raw)
+            .map_err(|e| Failure::usage(format!("--card {}: not JSON: {e}", card.display())))?;
         if !value.is_object() {
             return Err(Failure::usage(format!(
                 "--card {}: a card is a JSON object",

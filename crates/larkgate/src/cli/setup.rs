@@ -127,10 +127,15 @@ impl Hosts {
 pub(super) async fn setup(path: Option<&Path>, args: SetupArgs) -> Outcome {
     let file = config_path(path);
     let hosts = Hosts::from_args(&args)?;
-    let start = if args.lark { Brand::Lark } else { Brand::Feishu };
+    let start = if args.lark {
+        Brand::Lark
+    } else {
+        Brand::Feishu
+    };
     let proxy = match &args.proxy {
-        Some(url) => ProxySettings::explicit(url)
-            .map_err(|e| Failure::usage(format!("--proxy: {e}")))?,
+        Some(url) => {
+            ProxySettings::explicit(url).map_err(|e| Failure::usage(format!("--proxy: {e}")))?
+        }
         None => ProxySettings::direct(),
     };
     let http = proxy
@@ -475,11 +480,12 @@ fn next_steps(hosts: &Hosts, brand: Brand, app_id: &str) -> String {
   2. Events & Callbacks > Event configuration: choose \"Receive events through
      persistent connection\" and add the event im.message.receive_v1. Under Callback
      configuration choose the same mode and add card.action.trigger (the Stop button).
-  3. Permissions & Scopes: add {scopes}
-     (or open {console}/app/{app_id}/auth?q={q}&op_from=larkgate&token_type=tenant).
+  3. Permissions & Scopes: add
+       {scopes}
+     or open {console}/app/{app_id}/auth?q={q}&op_from=larkgate&token_type=tenant
   4. Version Management & Release: create a version and publish it.
 Then check everything with `larkgate status --probe`.",
-        scopes = SCOPES.join(", "),
+        scopes = SCOPES.join("\n       "),
         q = SCOPES.join(","),
     )
 }
@@ -503,7 +509,10 @@ mod tests {
 
     #[test]
     fn the_link_carries_the_suggested_name() {
-        let l = link_with_name("https://a.example/page/launcher?user_code=AB-CD", Some("My bot"));
+        let l = link_with_name(
+            "https://a.example/page/launcher?user_code=AB-CD",
+            Some("My bot"),
+        );
         assert_eq!(
             l,
             "https://a.example/page/launcher?user_code=AB-CD&name=My+bot"

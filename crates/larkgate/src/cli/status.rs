@@ -61,10 +61,11 @@ async fn fetch_status(config: &Config) -> Result<Value, Failure> {
         .timeout(ADMIN_TIMEOUT)
         .build()
         .map_err(|e| Failure::runtime(format!("HTTP client: {e}")))?;
-    let not_running = |e: &dyn std::fmt::Display| {
+    let not_running = |e: &reqwest::Error| {
         Failure::runtime(format!(
-            "larkgate is not running at {addr} (admin.listen): {e}\n\
-             start it with `larkgate run`, or check the platform side with `larkgate status --probe`"
+            "larkgate is not running at {addr} (admin.listen): {}\n\
+             start it with `larkgate run`, or check the platform side with `larkgate status --probe`",
+            root_cause(e)
         ))
     };
     let resp = http.get(&url).send().await.map_err(|e| not_running(&e))?;
@@ -368,6 +369,15 @@ async fn probe(config: &Config, json: bool) -> Outcome {
         println!("all checks passed");
     }
     Ok(())
+}
+
+/// The innermost cause of an error ("Connection refused (os error 111)").
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 fn pretty(v: &Value) -> String {

@@ -322,7 +322,10 @@ impl Gateway {
 
 /// Waits until `cond` holds on the admin status (polled; the guard only
 /// stops a hang).
-pub async fn until_status(env: &Env, cond: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+pub async fn until_status(
+    env: &Env,
+    cond: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + GUARD;
     loop {
         let s = env.admin_status().await;

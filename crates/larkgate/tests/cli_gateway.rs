@@ -113,7 +113,19 @@ async fn run_answers_logs_reports_status_and_stops_on_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_run_alias_and_a_second_signal_exits_at_once() {
     let env = Env::start("dmPolicy = \"open\"").await;
-    let mut gw = env.gateway(&["gateway", "run"]).await;
+    let mut gw = env
+        .gateway(&["gateway", "run", "--log-format", "json"])
+        .await;
+    let first = gw.stderr.text();
+    let line: serde_json::Value =
+        serde_json::from_str(first.lines().next().unwrap()).expect("JSON log lines");
+    assert!(
+        line["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("larkgate 0.1.0 starting"),
+        "{line}"
+    );
     let _slow = env.dm("ou_alice", "echo-slow 300");
     until_status(&env, |s| s["accounts"][0]["running_turns"] == 1).await;
     gw.signal(libc::SIGTERM);
@@ -242,6 +254,27 @@ async fn send_to_a_chat_a_user_an_email_and_as_a_reply() {
     assert!(email.contains('@'));
     let to_email = env.run(&["send", "--to", &email, "-m", "by email"]).await;
     assert_eq!(to_email.code, Some(0), "{}", to_email.all());
+    let user: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "{}/open-apis/contact/v3/users/ou_alice?user_id_type=open_id",
+            env.emu.base_url()
+        ))
+        .bearer_auth(client.tenant_token().await.unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let union_id = user["data"]["user"]["union_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(union_id.starts_with("on_"), "{user}");
+    let to_union = env
+        .run(&["send", "--to", &union_id, "-m", "by union_id"])
+        .await;
+    assert_eq!(to_union.code, Some(0), "{}", to_union.all());
 
     let reply = env
         .run(&["send", "--reply-to", &first.message_id, "-m", "a reply"])
@@ -273,6 +306,7 @@ async fn send_to_a_chat_a_user_an_email_and_as_a_reply() {
     assert!(has("text", "to the chat", None), "{sent:?}");
     assert!(has("text", "to alice", None), "{sent:?}");
     assert!(has("text", "by email", None), "{sent:?}");
+    assert!(has("text", "by union_id", None), "{sent:?}");
     assert!(has("text", "a reply", Some(&first.message_id)), "{sent:?}");
     assert!(has("interactive", "Deploy report", None), "{sent:?}");
     assert!(sent.iter().any(|(t, _, _)| t == "image"), "{sent:?}");

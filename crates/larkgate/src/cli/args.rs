@@ -70,7 +70,9 @@ Examples:
   larkgate status              ask the running gateway (admin.listen)
   larkgate status --json       the same as JSON
   larkgate status --probe      check each account against the platform: token,
-                               bot info, long-connection endpoint (exit 3 on a problem)")]
+                               bot info, long-connection endpoint (exit 3 on a problem)
+
+Without --probe it exits 1 when no larkgate answers at admin.listen.")]
     Status(StatusArgs),
     /// `channels status`: the same as status (the peers' spelling).
     #[command(subcommand)]

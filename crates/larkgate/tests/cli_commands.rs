@@ -6,6 +6,7 @@ mod cli_support;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::routing::post;
@@ -462,12 +463,21 @@ async fn emulator_and_demo_start_and_stop_on_sigint() {
         let _err = Lines::collect(child.stderr.take().unwrap());
         out.wait_for(banner).await;
         let pid = child.id().unwrap() as libc::pid_t;
-        // SAFETY: kill(2) on the child we spawned.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-        let status = tokio::time::timeout(GUARD, child.wait())
-            .await
-            .unwrap()
-            .unwrap();
+        // The banner comes just before the command listens for Ctrl-C: a
+        // first SIGINT may fall in between (it is caught, not fatal), so
+        // signal until it exits.
+        let status = tokio::time::timeout(GUARD, async {
+            loop {
+                // SAFETY: kill(2) on the child we spawned and have not reaped.
+                assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+                let wait = tokio::time::timeout(Duration::from_millis(500), child.wait());
+                if let Ok(status) = wait.await {
+                    return status.unwrap();
+                }
+            }
+        })
+        .await
+        .unwrap();
         assert_eq!(status.code(), Some(0), "{args:?}");
     }
 }

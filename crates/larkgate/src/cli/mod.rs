@@ -144,18 +144,32 @@ pub fn execute(cli: Cli) -> Outcome {
             Command::Setup(a) => setup::setup(config.as_deref(), a).await,
             Command::Webhook(WebhookCommand::Send(a)) => webhook::send(a).await,
             Command::Logs(a) => logs::logs(config.as_deref(), a).await,
-            Command::Emulator(a) => lark_emulator::run_cli(a.to_args())
+            Command::Emulator(a) => {
+                let _sigint = catch_sigint()?;
+                lark_emulator::run_cli(a.to_args())
+                    .await
+                    .map_err(Failure::runtime)
+            }
+            Command::Demo(a) => {
+                let _sigint = catch_sigint()?;
+                crate::demo::run(crate::demo::DemoOptions {
+                    port: a.port,
+                    agent: a.agent,
+                    config,
+                })
                 .await
-                .map_err(Failure::runtime),
-            Command::Demo(a) => crate::demo::run(crate::demo::DemoOptions {
-                port: a.port,
-                agent: a.agent,
-                config,
-            })
-            .await
-            .map_err(Failure::runtime),
+                .map_err(Failure::runtime)
+            }
         }
     })
+}
+
+/// Replaces SIGINT's default action (kill) for the rest of the process:
+/// `emulator` and `demo` print their banner before they listen for Ctrl-C,
+/// and a Ctrl-C in between must not kill them without cleanup.
+fn catch_sigint() -> Result<tokio::signal::unix::Signal, Failure> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| Failure::runtime(format!("cannot handle signals: {e}")))
 }
 
 /// The config file a command works on: `--config`, else

@@ -317,70 +317,9 @@ impl Runner {
         Ok(Connection { socket, service })
     }
 
-    /// `POST {domain}/callback/ws/endpoint`.
+    /// `POST {domain}/callback/ws/endpoint`, counted in the client's stats.
     async fn discover(&self) -> Result<(String, ClientConfig), Error> {
-        let result = self.discover_once().await;
-        self.client
-            .record(DISCOVERY_ROUTE, result.as_ref().map(|_| ()));
-        result
-    }
-
-    async fn discover_once(&self) -> Result<(String, ClientConfig), Error> {
-        #[derive(Deserialize)]
-        struct Answer {
-            #[serde(default)]
-            code: i64,
-            #[serde(default)]
-            msg: String,
-            data: Option<Endpoint>,
-        }
-        #[derive(Deserialize)]
-        struct Endpoint {
-            #[serde(rename = "URL", default)]
-            url: String,
-            #[serde(rename = "ClientConfig")]
-            client_config: Option<ClientConfig>,
-        }
-        let resp = self
-            .client
-            .http()
-            .post(self.client.domain().url("/callback/ws/endpoint"))
-            .header("locale", "zh")
-            .timeout(self.client.timeout())
-            .json(&serde_json::json!({
-                "AppID": self.client.app_id(),
-                "AppSecret": self.client.app_secret(),
-            }))
-            .send()
-            .await
-            .map_err(|e| retryable(None, format!("discovery: {e}")))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| retryable(None, format!("discovery body: {e}")))?;
-        if status != 200 {
-            return Err(retryable(
-                Some(i64::from(status)),
-                format!("discovery HTTP {status}: {}", snippet(&body)),
-            ));
-        }
-        let answer: Answer = serde_json::from_slice(&body)
-            .map_err(|e| retryable(None, format!("discovery answer: {e}")))?;
-        if let Some(failure) = classify_discovery(answer.code) {
-            return Err(Error::Ws {
-                code: Some(answer.code),
-                msg: format!("discovery code {}: {}", answer.code, answer.msg),
-                failure,
-            });
-        }
-        let endpoint = answer
-            .data
-            .ok_or_else(|| retryable(None, "discovery answer without data".into()))?;
-        if endpoint.url.is_empty() {
-            return Err(retryable(None, "discovery answer without URL".into()));
-        }
-        Ok((endpoint.url, endpoint.client_config.unwrap_or_default()))
+        discover_counted(&self.client).await
     }
 
     /// TCP (direct or through the proxy), then the WebSocket handshake on
@@ -534,6 +473,80 @@ fn retryable(code: Option<i64>, msg: String) -> Error {
         msg,
         failure: Failure::Retryable,
     }
+}
+
+/// Asks the platform for a long-connection endpoint without connecting: the
+/// check `status --probe` makes that the app may use the long connection
+/// (credentials, bot capability, connection limit). The answer's ticket is
+/// left unused. Counted in [`Client::stats`] like every discovery.
+pub async fn probe_discovery(client: &Client) -> Result<(), Error> {
+    discover_counted(client).await.map(drop)
+}
+
+/// Discovery, recorded under [`DISCOVERY_ROUTE`].
+async fn discover_counted(client: &Client) -> Result<(String, ClientConfig), Error> {
+    let result = discover_once(client).await;
+    client.record(DISCOVERY_ROUTE, result.as_ref().map(|_| ()));
+    result
+}
+
+/// `POST {domain}/callback/ws/endpoint` (`locale: zh`): the URL to dial and
+/// the server's timers.
+async fn discover_once(client: &Client) -> Result<(String, ClientConfig), Error> {
+    #[derive(Deserialize)]
+    struct Answer {
+        #[serde(default)]
+        code: i64,
+        #[serde(default)]
+        msg: String,
+        data: Option<Endpoint>,
+    }
+    #[derive(Deserialize)]
+    struct Endpoint {
+        #[serde(rename = "URL", default)]
+        url: String,
+        #[serde(rename = "ClientConfig")]
+        client_config: Option<ClientConfig>,
+    }
+    let resp = client
+        .http()
+        .post(client.domain().url("/callback/ws/endpoint"))
+        .header("locale", "zh")
+        .timeout(client.timeout())
+        .json(&serde_json::json!({
+            "AppID": client.app_id(),
+            "AppSecret": client.app_secret(),
+        }))
+        .send()
+        .await
+        .map_err(|e| retryable(None, format!("discovery: {e}")))?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| retryable(None, format!("discovery body: {e}")))?;
+    if status != 200 {
+        return Err(retryable(
+            Some(i64::from(status)),
+            format!("discovery HTTP {status}: {}", snippet(&body)),
+        ));
+    }
+    let answer: Answer = serde_json::from_slice(&body)
+        .map_err(|e| retryable(None, format!("discovery answer: {e}")))?;
+    if let Some(failure) = classify_discovery(answer.code) {
+        return Err(Error::Ws {
+            code: Some(answer.code),
+            msg: format!("discovery code {}: {}", answer.code, answer.msg),
+            failure,
+        });
+    }
+    let endpoint = answer
+        .data
+        .ok_or_else(|| retryable(None, "discovery answer without data".into()))?;
+    if endpoint.url.is_empty() {
+        return Err(retryable(None, "discovery answer without URL".into()));
+    }
+    Ok((endpoint.url, endpoint.client_config.unwrap_or_default()))
 }
 
 /// `service_id` from the endpoint URL's query (0 when absent).

@@ -353,3 +353,27 @@ async fn discovery_is_counted_in_stats() {
     assert_eq!(disc.calls, 1);
     stop.cancel();
 }
+
+#[tokio::test]
+async fn probe_discovery_asks_for_an_endpoint_without_connecting() {
+    let fake = Fake::start().await;
+    let c = client(&fake);
+    guard(lark_client::ws::probe_discovery(&c)).await.unwrap();
+    assert_eq!(fake.requests_to("POST", DISCOVERY).len(), 1);
+    assert_eq!(fake.ws_connections(), 0, "no WebSocket was opened");
+    fake.on(
+        "POST",
+        DISCOVERY,
+        vec![Reply::code(200, 10003, "invalid app_id or app_secret")],
+    );
+    let err = guard(lark_client::ws::probe_discovery(&c))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(10003));
+    let disc = c
+        .stats()
+        .into_iter()
+        .find(|s| s.endpoint == "POST /callback/ws/endpoint")
+        .unwrap();
+    assert_eq!(disc.calls, 2);
+}

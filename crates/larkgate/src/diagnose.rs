@@ -22,6 +22,10 @@ pub fn explain(e: &Error) -> String {
         Some(99991401) => "this machine's IP is not in the app's IP allowlist",
         Some(99991403) => "the monthly API call quota is used up",
         Some(1000040350) => "too many long connections for this app (50 at most)",
+        Some(1000040343) => {
+            "the platform's long-connection service had an internal error (it is retried)"
+        }
+        Some(1000040344) => "appId or appSecret is empty",
         Some(230002) | Some(11201) | Some(232011) => "the bot is not a member of that chat",
         _ => "",
     };

@@ -1,3 +1,5 @@
 //! The `larkgate` binary.
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    larkgate::cli::main()
+}

@@ -78,7 +78,14 @@ control API:
 pub async fn run_cli(args: Vec<String>) -> Result<(), String> {
     let cfg = parse_args(&args)?;
     let emu = Emulator::start(cfg).await.map_err(|e| e.to_string())?;
+    // Listen before telling anyone we are up, so an early Ctrl-C is caught.
+    #[cfg(unix)]
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| format!("listening for Ctrl-C: {e}"))?;
     println!("{}", banner(&emu));
+    #[cfg(unix)]
+    interrupt.recv().await;
+    #[cfg(not(unix))]
     tokio::signal::ctrl_c()
         .await
         .map_err(|e| format!("waiting for Ctrl-C: {e}"))?;

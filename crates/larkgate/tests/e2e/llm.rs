@@ -75,7 +75,9 @@ impl Llm {
             requests: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
         });
-        let app = axum::Router::new().fallback(handle).with_state(shared.clone());
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move {
@@ -118,8 +120,14 @@ fn start_frames(flavor: Flavor) -> Vec<String> {
     match flavor {
         Flavor::OpenAi => vec![],
         Flavor::Anthropic => vec![
-            format!("event: message_start\ndata: {}\n\n", json!({"type":"message_start","message":{"usage":{"input_tokens":5}}})),
-            format!("event: content_block_start\ndata: {}\n\n", json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})),
+            format!(
+                "event: message_start\ndata: {}\n\n",
+                json!({"type":"message_start","message":{"usage":{"input_tokens":5}}})
+            ),
+            format!(
+                "event: content_block_start\ndata: {}\n\n",
+                json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})
+            ),
         ],
     }
 }
@@ -128,8 +136,14 @@ fn end_frames(flavor: Flavor) -> Vec<String> {
     match flavor {
         Flavor::OpenAi => vec!["data: [DONE]\n\n".into()],
         Flavor::Anthropic => vec![
-            format!("event: message_delta\ndata: {}\n\n", json!({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":7}})),
-            format!("event: message_stop\ndata: {}\n\n", json!({"type":"message_stop"})),
+            format!(
+                "event: message_delta\ndata: {}\n\n",
+                json!({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":7}})
+            ),
+            format!(
+                "event: message_stop\ndata: {}\n\n",
+                json!({"type":"message_stop"})
+            ),
         ],
     }
 }
@@ -160,29 +174,36 @@ async fn handle(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         return (StatusCode::from_u16(status).unwrap(), axum::Json(err)).into_response();
     }
     let mut frames = start_frames(script.flavor);
-    frames.extend(pieces(&script.text, script.chunks).iter().map(|p| frame(script.flavor, p)));
+    frames.extend(
+        pieces(&script.text, script.chunks)
+            .iter()
+            .map(|p| frame(script.flavor, p)),
+    );
     let hold = script.hold;
     if !hold {
         frames.extend(end_frames(script.flavor));
     }
     let guard = Guard(shared.clone(), false);
     let pause = script.pause;
-    let body = stream::unfold((frames.into_iter(), guard, true), move |(mut it, mut guard, first)| async move {
-        if !first {
-            tokio::time::sleep(pause).await;
-        }
-        match it.next() {
-            Some(f) => Some((Bytes::from(f), (it, guard, false))),
-            None if hold => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                Some((Bytes::from_static(b": keep-alive\n\n"), (it, guard, false)))
+    let body = stream::unfold(
+        (frames.into_iter(), guard, true),
+        move |(mut it, mut guard, first)| async move {
+            if !first {
+                tokio::time::sleep(pause).await;
             }
-            None => {
-                guard.complete();
-                None
+            match it.next() {
+                Some(f) => Some((Bytes::from(f), (it, guard, false))),
+                None if hold => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Some((Bytes::from_static(b": keep-alive\n\n"), (it, guard, false)))
+                }
+                None => {
+                    guard.complete();
+                    None
+                }
             }
-        }
-    });
+        },
+    );
     Response::builder()
         .header("content-type", "text/event-stream")
         .body(Body::from_stream(body.map(Ok::<_, Infallible>)))

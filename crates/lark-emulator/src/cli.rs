@@ -105,7 +105,10 @@ mod tests {
         assert_eq!(cfg.app_secret, "s");
         assert_eq!(cfg.max_fragment_bytes, Some(64));
         assert_eq!(cfg.per_chat_rate, None);
-        assert_eq!(cfg.ui_gateway_admin_url.as_deref(), Some("http://127.0.0.1:1"));
+        assert_eq!(
+            cfg.ui_gateway_admin_url.as_deref(),
+            Some("http://127.0.0.1:1")
+        );
         assert!(parse_args(&args("--port"))
             .unwrap_err()
             .contains("needs a value"));

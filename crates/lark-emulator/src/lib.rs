@@ -40,9 +40,7 @@ pub use model::{
     WebhookConfig,
 };
 
-pub use ui::{
-    DemoUser, DEMO_ALICE, DEMO_BOB, DEMO_GROUP_CHAT_ID, DEMO_TOPIC_CHAT_ID, DEMO_USERS,
-};
+pub use ui::{DemoUser, DEMO_ALICE, DEMO_BOB, DEMO_GROUP_CHAT_ID, DEMO_TOPIC_CHAT_ID, DEMO_USERS};
 
 use state::Core;
 

@@ -430,7 +430,10 @@ mod tests {
     #[test]
     fn admin_url_is_trimmed_and_settable() {
         let ui = UiState::new(Some(" http://127.0.0.1:1/ ".into()));
-        assert_eq!(ui.gateway_admin_url().as_deref(), Some("http://127.0.0.1:1"));
+        assert_eq!(
+            ui.gateway_admin_url().as_deref(),
+            Some("http://127.0.0.1:1")
+        );
         ui.set_gateway_admin_url(None);
         assert_eq!(ui.gateway_admin_url(), None);
     }

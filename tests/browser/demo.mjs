@@ -117,12 +117,18 @@ async function waitBot(page, id, what, check) {
 /** The first bot reply after `id` once it is complete (not streaming, no Stop button) and holds `expect`. */
 async function completeReply(page, id, expect) {
   let sawStreaming = false;
+  let sawTyping = false;
+  page
+    .waitForSelector(`.msg[data-message-id="${id}"] .reaction[data-emoji="Typing"]`, { timeout: HANG })
+    .then(() => (sawTyping = true))
+    .catch(() => {});
   const reply = await waitBot(page, id, `complete reply holding ${JSON.stringify(expect)}`, (bots) => {
     const r = bots[0];
     if (r && r.streaming) sawStreaming = true;
     return r && !r.streaming && !r.stop && r.text.includes(expect) ? r : null;
   });
-  console.log(`     reply ${reply.id} (${reply.type}${sawStreaming ? ', seen streaming' : ''}): ${JSON.stringify(reply.text.slice(0, 80))}`);
+  const seen = [sawStreaming && 'seen streaming', sawTyping && 'seen Typing reaction'].filter(Boolean);
+  console.log(`     reply ${reply.id} (${[reply.type, ...seen].join(', ')}): ${JSON.stringify(reply.text.slice(0, 80))}`);
   return reply;
 }
 
@@ -184,6 +190,9 @@ async function pairing(page, cfg) {
   const id = await send(page, "hi, I'm Bob");
   const first = await waitBot(page, id, 'answer to Bob', (bots) => (bots[0] && !bots[0].streaming ? bots[0] : null));
   const code = /\b([A-HJ-NP-Z2-9]{8})\b/.exec(first.text)?.[1];
+  if (!code && first.text.includes("hi, I'm Bob")) {
+    fail('Bob is already allowed to talk to the bot: run this test against a fresh `larkgate demo`');
+  }
   if (!code) fail(`Bob (not approved) got no pairing code: ${JSON.stringify(first.text)}`);
   const item = page.locator(`#pairing-list li[data-code="${code}"]`);
   await item.waitFor({ timeout: HANG });

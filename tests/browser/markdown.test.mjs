@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { esc, markdown, plain } from '../../crates/lark-emulator/ui/markdown.js';
-import { body, reactions } from '../../crates/lark-emulator/ui/render.js';
+import { body, preview, reactions } from '../../crates/lark-emulator/ui/render.js';
 
 // Every tag in the output must be one the renderer writes itself, with no
 // event handler and no link other than http(s)/mailto. Escaped text holds
@@ -119,4 +119,12 @@ test('recalled messages and reactions', () => {
   ]);
   assert.match(chips, /class="reaction typing"/);
   assert.match(chips, /👍 2/);
+});
+
+test('previews drop markdown marks', () => {
+  const msg = (text) => ({ msg_type: 'interactive', text, streaming: false });
+  assert.equal(preview(msg('chunk 2 of 40\n\n— _(stopped)_')), 'chunk 2 of 40 — (stopped)');
+  assert.equal(preview(msg('# Title\n**bold** and `code`, snake_case kept\n- item')), 'Title bold and code, snake_case kept item');
+  assert.equal(preview({ msg_type: 'interactive', text: 'x', streaming: true }), 'Generating…');
+  assert.equal(preview({ msg_type: 'text', text: 'gone', recalled: true }), 'Message recalled');
 });

@@ -366,8 +366,10 @@ function renderPairing(list) {
 
 async function decide(code, verdict) {
   try {
-    const p = await admin(`/api/pairing/${encodeURIComponent(code)}/${verdict}`, 'POST');
-    const who = (p && names()[p.open_id]) || 'the user';
+    const res = await admin(`/api/pairing/${encodeURIComponent(code)}/${verdict}`, 'POST');
+    // `{approved: pairing}` / `{rejected: pairing}` (or the pairing itself).
+    const p = (res && (res.approved || res.rejected)) || res || {};
+    const who = names()[p.open_id] || 'the user';
     toast(verdict === 'approve' ? `Approved ${who}` : `Rejected ${code}`);
   } catch (e) {
     toast(`${verdict} ${code}: ${e.message}`, 'error');

@@ -194,5 +194,10 @@ export function preview(msg) {
   if (!msg) return '';
   if (msg.recalled) return 'Message recalled';
   if (msg.msg_type === 'interactive' && msg.streaming) return 'Generating…';
-  return String(msg.text || `[${msg.msg_type}]`).replace(/\s+/g, ' ').trim().slice(0, 80);
+  // Markdown marks would read as noise in one line: drop them.
+  const text = String(msg.text || `[${msg.msg_type}]`)
+    .replace(/^\s*(?:#{1,6}|>|[-*+]|\d+[.)])\s+/gm, '')
+    .replace(/\*\*|__|~~|`+/g, '')
+    .replace(/(^|\s)[_*]+(?=\S)|(\S)[_*]+(?=\s|$)/gm, '$1$2');
+  return text.replace(/\s+/g, ' ').trim().slice(0, 80);
 }

@@ -27,7 +27,11 @@ async function api(path, init = {}) {
   const headers = init.body ? { 'content-type': 'application/json' } : {};
   const res = await fetch(path, { ...init, headers });
   const data = await res.json().catch(() => null);
-  if (!res.ok) throw new Error((data && (data.error || data.msg)) || `${res.status} ${res.statusText}`);
+  if (!res.ok) {
+    const err = new Error((data && (data.error || data.msg)) || `${res.status} ${res.statusText}`);
+    err.status = res.status;
+    throw err;
+  }
   return data;
 }
 
@@ -106,6 +110,7 @@ async function watchSidebar() {
       renderSidebar();
       if (changed) refreshOperator();
     } catch (e) {
+      version = -1; // after an error (a restarted emulator counts anew), ask without waiting
       await sleep(2000);
     }
   }
@@ -142,13 +147,17 @@ async function watchChat(chatId) {
       const view = await api(`/_emulator/chats/${encodeURIComponent(chatId)}/messages${q}`, { signal: ctl.signal });
       if (ctl.signal.aborted) return;
       version = view.version;
+      delete $('messages').dataset.error;
       state.view = view;
       state.seen[chatId] = version;
       renderChat(view);
     } catch (e) {
       if (ctl.signal.aborted) return;
+      version = -1; // as in watchSidebar
       $('messages').dataset.error = e.message;
       await sleep(1500);
+      // A restarted emulator has lost the chat: asking for the config creates it again.
+      if (e.status === 404) await api('/_emulator/ui/config').catch(() => {});
     }
   }
 }

@@ -62,7 +62,7 @@ function chats() {
 const current = () => chats().find((c) => c.key === state.chat) || chats()[0];
 
 const SUBTITLE = {
-  p2p: () => 'Direct message · every message gets an answer',
+  p2p: () => `Direct message with ${state.cfg.bot_name}`,
   group: () => `${state.cfg.users.map((u) => u.name).join(', ')} and ${state.cfg.bot_name} · the bot answers when @mentioned`,
   topic: () => 'Topic group · each message starts a topic, replies stay in it',
 };

@@ -7,7 +7,7 @@ use crate::{Emulator, EmulatorConfig};
 
 const USAGE: &str = "usage: lark-emulator [--port P] [--app-id ID --app-secret S] [--bot-name NAME]
                      [--token-ttl SECS] [--redelivery-ms MS] [--max-fragment-bytes N]
-                     [--app-rate-limit N] [--no-chat-rate-limit]";
+                     [--app-rate-limit N] [--no-chat-rate-limit] [--gateway-admin-url URL]";
 
 fn value<'a>(it: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<&'a String, String> {
     it.next()
@@ -40,6 +40,7 @@ pub fn parse_args(args: &[String]) -> Result<EmulatorConfig, String> {
             }
             "--app-rate-limit" => cfg.app_rate_limit = Some(number(value(&mut it, flag)?, flag)?),
             "--no-chat-rate-limit" => cfg.per_chat_rate = None,
+            "--gateway-admin-url" => cfg.ui_gateway_admin_url = Some(value(&mut it, flag)?.clone()),
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -57,6 +58,7 @@ pub fn banner(emu: &Emulator) -> String {
   Lark base URL   : {lark}
   default app     : app_id={id} app_secret={secret}
   bot             : {name} ({open_id})
+  chat page       : {ui}
 control API:
   POST {base}/_emulator/messages                     a user sends a message
   GET  {base}/_emulator/chats                        chats
@@ -67,6 +69,7 @@ control API:
   POST {base}/_emulator/faults    GET {base}/_emulator/stats
   POST {base}/_emulator/registrations/approve",
         lark = emu.lark_base_url(),
+        ui = emu.ui_url(),
         id = app.app_id,
         secret = app.app_secret,
         name = app.bot_name,
@@ -103,12 +106,16 @@ mod tests {
 
     #[test]
     fn flags_set_the_config() {
-        let cfg = parse_args(&args("--port 9000 --app-id cli_0123456789abcdef --app-secret s --max-fragment-bytes 64 --no-chat-rate-limit")).unwrap();
+        let cfg = parse_args(&args("--port 9000 --app-id cli_0123456789abcdef --app-secret s --max-fragment-bytes 64 --no-chat-rate-limit --gateway-admin-url http://127.0.0.1:1")).unwrap();
         assert_eq!(cfg.port, 9000);
         assert_eq!(cfg.app_id, "cli_0123456789abcdef");
         assert_eq!(cfg.app_secret, "s");
         assert_eq!(cfg.max_fragment_bytes, Some(64));
         assert_eq!(cfg.per_chat_rate, None);
+        assert_eq!(
+            cfg.ui_gateway_admin_url.as_deref(),
+            Some("http://127.0.0.1:1")
+        );
         assert!(parse_args(&args("--port"))
             .unwrap_err()
             .contains("needs a value"));

@@ -64,6 +64,11 @@ pub struct EmulatorConfig {
     pub app_secret: String,
     /// Default app's bot name.
     pub bot_name: String,
+    /// Base URL of a gateway's admin API (`http://127.0.0.1:PORT`) that the
+    /// chat page uses to list and approve pairing requests; `None` = the page
+    /// says no gateway is attached. Changeable later with
+    /// `Emulator::set_ui_gateway_admin_url`.
+    pub ui_gateway_admin_url: Option<String>,
 }
 
 impl Default for EmulatorConfig {
@@ -96,6 +101,7 @@ impl Default for EmulatorConfig {
             app_id: DEFAULT_APP_ID.to_string(),
             app_secret: DEFAULT_APP_SECRET.to_string(),
             bot_name: DEFAULT_BOT_NAME.to_string(),
+            ui_gateway_admin_url: None,
         }
     }
 }

@@ -23,7 +23,13 @@ use crate::state::{Core, Message, State};
 /// Longest a long-poll waits.
 pub const MAX_WAIT: Duration = Duration::from_secs(20);
 
-fn view(st: &State, msg: &Message, auto_close: Duration, now: Instant) -> ChatMessageView {
+/// A message as a user sees it.
+pub(crate) fn view(
+    st: &State,
+    msg: &Message,
+    auto_close: Duration,
+    now: Instant,
+) -> ChatMessageView {
     let name_of = |id: &str| st.user_name(id);
     let card = msg.card_id.as_ref().and_then(|id| st.cards.get(id));
     let (text, content, streaming) = match card {

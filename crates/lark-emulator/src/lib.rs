@@ -19,6 +19,7 @@ mod server;
 mod state;
 mod stats;
 mod tokens;
+mod ui;
 mod users;
 mod webhook_push;
 mod ws;
@@ -38,6 +39,8 @@ pub use model::{
     Latency, NewApp, RawEvent, ReactionView, SentMessage, Stats, UserMessage, UserReaction,
     WebhookConfig,
 };
+
+pub use ui::{DemoUser, DEMO_ALICE, DEMO_BOB, DEMO_GROUP_CHAT_ID, DEMO_TOPIC_CHAT_ID, DEMO_USERS};
 
 use state::Core;
 
@@ -196,6 +199,18 @@ impl Emulator {
         req: ApproveRegistration,
     ) -> Result<ApprovedRegistration, Error> {
         self.core.approve_registration(req)
+    }
+
+    /// Sets (`Some`) or clears (`None`) the gateway admin API base URL the
+    /// chat page uses for pairing requests and the gateway's health (for a
+    /// gateway started after the emulator). Pages pick it up when reloaded.
+    pub fn set_ui_gateway_admin_url(&self, url: Option<String>) {
+        self.core.ui.set_gateway_admin_url(url);
+    }
+
+    /// The chat page's URL (`{base_url}/`).
+    pub fn ui_url(&self) -> String {
+        format!("{}/", self.core.base_url)
     }
 
     /// Stops serving, closes connections and waits (briefly) for the server.

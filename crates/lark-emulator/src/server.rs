@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::registration::LarkHost;
 use crate::state::Core;
-use crate::{cardkit, control, ids, im, ratelimit, registration, tokens, ws};
+use crate::{cardkit, control, ids, im, ratelimit, registration, tokens, ui, ws};
 
 /// The app a request's token belongs to (set by the middleware).
 #[derive(Clone, Debug)]
@@ -229,13 +229,15 @@ fn control_routes() -> Router<Arc<Core>> {
 }
 
 /// Every route: the Feishu host at `/`, the Lark host at `/lark`, the
-/// WebSocket at `/ws/v2`, the control API at `/_emulator`.
+/// WebSocket at `/ws/v2`, the control API at `/_emulator`, the chat page at
+/// `/` and `/ui`.
 pub fn router(core: Arc<Core>) -> Router {
     Router::new()
         .merge(platform(&core))
         .nest("/lark", platform(&core).layer(Extension(LarkHost)))
         .route("/ws/v2", get(ws::upgrade))
         .merge(control_routes())
+        .merge(ui::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(map_response(add_log_id))

@@ -29,6 +29,7 @@ pub(crate) struct Core {
     pub rt: tokio::runtime::Handle,
     pub redelivery_wake: Notify,
     pub cancel: CancellationToken,
+    pub ui: crate::ui::UiState,
 }
 
 impl Core {
@@ -51,6 +52,7 @@ impl Core {
         )?;
         state.default_app = default.app_id;
         Ok(Arc::new(Core {
+            ui: crate::ui::UiState::new(cfg.ui_gateway_admin_url.clone()),
             cfg,
             state: Mutex::new(state),
             base_url: format!("http://127.0.0.1:{port}"),

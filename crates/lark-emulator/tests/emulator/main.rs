@@ -8,5 +8,6 @@ mod im;
 mod registration;
 mod sdk_interop;
 mod tokens;
+mod ui;
 mod webhook;
 mod ws;

@@ -13,8 +13,6 @@ use crate::config::*;
 use crate::gateway::{self, Gateway, RunOptions};
 use crate::secret::Secret;
 
-/// The demo user who may talk to the bot without pairing.
-pub const DEMO_ALICE: &str = "ou_demo_alice";
 
 /// What `larkgate demo` was asked for.
 #[derive(Clone, Debug, Default)]
@@ -97,7 +95,7 @@ fn demo_account(emu: &Emulator) -> AccountConfig {
         bot_name: Some(app.bot_name.clone()),
         domain: emu.base_url(),
         dm_policy: DmPolicy::Pairing,
-        allow_from: vec![DEMO_ALICE.into()],
+        allow_from: vec![lark_emulator::DEMO_ALICE.open_id.into()],
         group_policy: GroupPolicy::Open,
         session_scope: SessionScope::Topic,
         agent: "demo".into(),
@@ -151,7 +149,8 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, String> {
         .await
         .map_err(|e| e.to_string())?;
     gateway.wait_ready().await;
-    let url = format!("{}/", emulator.base_url());
+    emulator.set_ui_gateway_admin_url(gateway.admin_addr().map(|a| format!("http://{a}")));
+    let url = emulator.ui_url();
     Ok(Demo {
         emulator,
         gateway,

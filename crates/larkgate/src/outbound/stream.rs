@@ -559,6 +559,7 @@ impl<'r, 'a> CardStream<'r, 'a> {
             }
             Err(_) => tail.push(notes::card_suffix(&outcome).trim_start().to_string()),
         }
+        final_text.truncate(final_text.trim_end().len());
         for line in tail {
             if !final_text.trim().is_empty() {
                 final_text.push_str("\n\n");

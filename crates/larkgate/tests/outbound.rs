@@ -89,6 +89,10 @@ async fn harness() -> Harness {
 }
 
 async fn harness_with(config: EmulatorConfig) -> Harness {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let emu = Emulator::start(config).await.unwrap();
     let app = emu.default_app();
     let client = Client::builder(&app.app_id, &app.app_secret)
@@ -417,7 +421,7 @@ async fn cancellation_ends_the_card_with_the_stopped_note() {
     let bots = bot_messages(&h, &chat);
     assert_eq!(bots.len(), 1);
     assert!(!bots[0].streaming);
-    let expected = format!("{}\n\n— _(stopped)_", card_markdown(&report.text));
+    let expected = format!("{}\n\n— _(stopped)_", card_markdown(&report.text).trim_end());
     assert_eq!(bots[0].text, expected);
     assert!(!bots[0].text.contains("Stop\n"), "the Stop button is removed");
 }
@@ -525,10 +529,11 @@ async fn long_streamed_reply_rolls_over_into_ordered_cards() {
     let bots = bot_messages(&h, &chat);
     assert!(bots.len() >= 2, "{} cards", bots.len());
     for card in &bots {
-        assert_eq!(card.msg_type, "interactive");
+        // A part that filled up before its card was opened (a burst of text)
+        // goes out as one final message instead of a card.
+        assert!(matches!(card.msg_type.as_str(), "interactive" | "text"), "{}", card.msg_type);
         assert!(!card.streaming);
         assert_eq!(card.reply_to.as_deref(), Some(msg.as_str()));
-        assert!(card.content.len() <= 30 * 1024 || card.card_id.is_some());
     }
     assert_eq!(report.message_ids, bots.iter().map(|b| b.message_id.clone()).collect::<Vec<_>>());
     let joined = bots.iter().map(|b| b.text.as_str()).collect::<Vec<_>>().join("\n\n");
@@ -699,6 +704,10 @@ async fn patch_failing_too_falls_back_to_a_final_message() {
     let last = bots.last().expect("a final message");
     assert_eq!(last.text, card_markdown(text));
     assert!(!last.streaming);
+    // The card stuck with part of the text was recalled: one answer remains.
+    let visible: Vec<_> = bots.iter().filter(|m| !m.recalled).collect();
+    assert_eq!(visible.len(), 1, "{bots:#?}");
+    assert_eq!(report.message_ids, vec![last.message_id.clone()]);
 }
 
 #[tokio::test]

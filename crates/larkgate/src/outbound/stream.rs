@@ -468,28 +468,27 @@ impl<'r, 'a> CardStream<'r, 'a> {
         let out = self.r.out;
         let surface = std::mem::replace(&mut self.part.surface, Surface::Pending);
         let summary = render::summary(&final_text);
-        let failed = match surface {
+        // On failure: the text to send instead, and the message it replaces.
+        let failed: Option<Option<String>> = match surface {
             Surface::Delivered => return,
             Surface::Pending => {
                 let index = self.take_index();
-                return self.send_final(index, &final_text).await;
+                self.send_final(index, &final_text).await;
+                return;
             }
-            Surface::Deferred => Some(final_text.clone()),
+            Surface::Deferred => Some(None),
             Surface::Kit(mut card) => {
-                let text = final_text.clone();
-                let mut result = kit::close(out, &mut card, changed(&text, &self.part.shown), &summary).await;
+                let shown = changed(&final_text, &self.part.shown);
+                let mut result = kit::close(out, &mut card, shown, &summary).await;
                 if matches!(&result, Err(e) if is_table_error(e)) {
-                    let degraded = render::degrade_tables(&text, 0);
+                    let degraded = render::degrade_tables(&final_text, 0);
                     result = kit::close(out, &mut card, Some(&degraded), &summary).await;
                 }
                 kit::forget(out, &card.card_id).await;
-                match result {
-                    Ok(()) => None,
-                    Err(e) => {
-                        tracing::warn!("[lark] [{}] closing card {} failed: {e}", self.r.account(), card.card_id);
-                        Some(text)
-                    }
-                }
+                result.err().map(|e| {
+                    tracing::warn!("[lark] [{}] closing card {} failed: {e}", self.r.account(), card.card_id);
+                    Some(card.message_id)
+                })
             }
             Surface::Patch(p) => {
                 let mut result = patch::close(out, &p, &final_text, &summary).await;
@@ -497,26 +496,37 @@ impl<'r, 'a> CardStream<'r, 'a> {
                     let degraded = render::degrade_tables(&final_text, 0);
                     result = patch::close(out, &p, &degraded, &summary).await;
                 }
-                match result {
-                    Ok(()) => None,
-                    Err(e) => {
-                        tracing::warn!("[lark] [{}] final PATCH failed: {e}", self.r.account());
-                        Some(final_text.clone())
-                    }
-                }
+                result.err().map(|e| {
+                    tracing::warn!("[lark] [{}] final PATCH failed: {e}", self.r.account());
+                    Some(p.message_id)
+                })
             }
         };
-        if let Some(text) = failed {
-            // Never lose text: what the card could not hold goes out as a message.
+        if let Some(replaced) = failed {
+            // Never lose text: what the card could not hold goes out as a
+            // message, and the card stuck with part of it is recalled.
             self.r.mode_used = "text-fallback";
             let index = self.r.take_part();
-            self.send_final(index, &text).await;
+            if self.send_final(index, &final_text).await {
+                if let Some(message_id) = replaced.filter(|m| !m.is_empty()) {
+                    self.recall(&message_id).await;
+                }
+            }
         }
     }
 
-    async fn send_final(&mut self, index: usize, text: &str) {
+    /// Recalls a message of this reply that a final message replaced.
+    async fn recall(&mut self, message_id: &str) {
+        match self.r.out.client.recall_message(message_id).await {
+            Ok(()) => self.r.message_ids.retain(|m| m != message_id),
+            Err(e) => tracing::info!("[lark] [{}] cannot recall {message_id}: {e}", self.r.account()),
+        }
+    }
+
+    /// Sends a part's final text as a message; false if that failed.
+    async fn send_final(&mut self, index: usize, text: &str) -> bool {
         if text.trim().is_empty() {
-            return;
+            return true;
         }
         let summary = render::summary(text);
         // Card markdown (mentions as `<at id=…>`) stays a card unless it is plain.
@@ -525,12 +535,12 @@ impl<'r, 'a> CardStream<'r, 'a> {
         } else {
             Target::Text
         };
-        if let Err(e) = self
-            .r
-            .send_rendered_part(index, target, text, &summary)
-            .await
-        {
-            tracing::warn!("[lark] [{}] final message failed: {e}", self.r.account());
+        match self.r.send_rendered_part(index, target, text, &summary).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("[lark] [{}] final message failed: {e}", self.r.account());
+                false
+            }
         }
     }
 

@@ -15,9 +15,7 @@ use futures_util::future::BoxFuture;
 use lark_client::{Client, Domain};
 use lark_emulator::{ChatMessageView, Emulator, EmulatorConfig, Fault, UserMessage};
 use larkgate::agent::{AgentError, AgentErrorKind, AgentEvent, AttachmentKind, OutboundMedia};
-use larkgate::config::{
-    AccountConfig, DmPolicy, GroupPolicy, Mode, ReplyMode, SessionScope,
-};
+use larkgate::config::{AccountConfig, DmPolicy, GroupPolicy, Mode, ReplyMode, SessionScope};
 use larkgate::outbound::{Outbound, ReplyPlan, ReplyReport};
 use larkgate::render::{self, MentionMap, Target};
 use larkgate::secret::Secret;
@@ -31,11 +29,11 @@ const HANG_GUARD: Duration = Duration::from_secs(60);
 
 /// A 1×1 PNG.
 const PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44,
-    0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f,
-    0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00,
-    0x01, 0x00, 0x00, 0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49,
-    0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00,
+    0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
+    0x42, 0x60, 0x82,
 ];
 
 // ---------------------------------------------------------------- harness
@@ -145,7 +143,9 @@ fn plan(mode: ReplyMode, p2p: bool, reply_to: &str, chat_id: &str, inbound_id: i
 type Agent = BoxFuture<'static, Result<(), AgentError>>;
 
 /// An agent whose run is `script(tx)`.
-fn agent<F>(script: impl FnOnce(mpsc::Sender<AgentEvent>) -> F) -> (mpsc::Receiver<AgentEvent>, Agent)
+fn agent<F>(
+    script: impl FnOnce(mpsc::Sender<AgentEvent>) -> F,
+) -> (mpsc::Receiver<AgentEvent>, Agent)
 where
     F: Future<Output = Result<(), AgentError>> + Send + 'static,
 {
@@ -176,7 +176,11 @@ fn streaming_agent(
     })
 }
 
-async fn reply(h: &Harness, plan: ReplyPlan, (rx, run): (mpsc::Receiver<AgentEvent>, Agent)) -> ReplyReport {
+async fn reply(
+    h: &Harness,
+    plan: ReplyPlan,
+    (rx, run): (mpsc::Receiver<AgentEvent>, Agent),
+) -> ReplyReport {
     tokio::time::timeout(HANG_GUARD, h.out.reply(plan, rx, run))
         .await
         .expect("reply hung")
@@ -235,14 +239,24 @@ async fn wait_until(h: &Harness, chat_id: &str, pred: impl Fn(&[ChatMessageView]
     let wait = async {
         loop {
             let view = h.emu.chat(chat_id).unwrap();
-            let bots: Vec<_> = view.messages.iter().filter(|m| m.sender == "bot").cloned().collect();
+            let bots: Vec<_> = view
+                .messages
+                .iter()
+                .filter(|m| m.sender == "bot")
+                .cloned()
+                .collect();
             if pred(&bots) {
                 return;
             }
-            let _ = h.emu.wait_chat(chat_id, view.version, Duration::from_secs(2)).await;
+            let _ = h
+                .emu
+                .wait_chat(chat_id, view.version, Duration::from_secs(2))
+                .await;
         }
     };
-    tokio::time::timeout(HANG_GUARD, wait).await.expect("condition never held");
+    tokio::time::timeout(HANG_GUARD, wait)
+        .await
+        .expect("condition never held");
 }
 
 fn paragraphs(n: usize, words: usize) -> String {
@@ -295,9 +309,18 @@ async fn streamed_reply_ends_as_one_closed_card_with_the_full_text() {
     assert!(report.first_visible_ms.is_some());
     assert!(h.store.open_cards("test").await.unwrap().is_empty());
     // Pushes are throttled and coalesced: far fewer than the 33 deltas.
-    let pushes = calls_to(&h, "PUT /open-apis/cardkit/v1/cards/{card_id}/elements/{element_id}/content");
+    let pushes = calls_to(
+        &h,
+        "PUT /open-apis/cardkit/v1/cards/{card_id}/elements/{element_id}/content",
+    );
     assert!(pushes < 33, "{pushes} pushes");
-    assert_eq!(calls_to(&h, "POST /open-apis/cardkit/v1/cards/{card_id}/batch_update"), 1);
+    assert_eq!(
+        calls_to(
+            &h,
+            "POST /open-apis/cardkit/v1/cards/{card_id}/batch_update"
+        ),
+        1
+    );
 }
 
 #[tokio::test]
@@ -308,12 +331,17 @@ async fn short_streamed_reply_costs_at_most_four_calls() {
     let run = agent(|tx| async move {
         let _ = tx.send(AgentEvent::Delta("Hello! ".into())).await;
         tokio::time::sleep(Duration::from_millis(DM_DELAY_MS + 150)).await;
-        let _ = tx.send(AgentEvent::Delta("How can I help you today?".into())).await;
+        let _ = tx
+            .send(AgentEvent::Delta("How can I help you today?".into()))
+            .await;
         Ok(())
     });
     let report = reply(&h, plan(ReplyMode::Streaming, true, &msg, &chat, 1), run).await;
     let calls = total_calls(&h) - before;
-    println!("short streamed reply: {calls} API calls {:?}", api_calls(&h));
+    println!(
+        "short streamed reply: {calls} API calls {:?}",
+        api_calls(&h)
+    );
     assert_eq!(report.mode_used, "cardkit");
     assert!(calls <= 4, "{calls} calls: {:?}", api_calls(&h));
     let bots = bot_messages(&h, &chat);
@@ -382,7 +410,10 @@ async fn slow_long_reply_stays_within_the_rate_limits() {
     )
     .await;
     let calls = total_calls(&h) - before;
-    println!("2,000-character reply (100 deltas over ~3 s): {calls} API calls {:?}", api_calls(&h));
+    println!(
+        "2,000-character reply (100 deltas over ~3 s): {calls} API calls {:?}",
+        api_calls(&h)
+    );
     let errors = client_errors(&h);
     assert!(!errors.contains_key(&230020), "{errors:?}");
     assert!(!errors.contains_key(&99991400), "{errors:?}");
@@ -415,15 +446,24 @@ async fn cancellation_ends_the_card_with_the_stopped_note() {
         wait_until(&h, &chat, |m| m.iter().any(|c| c.text.contains("word8"))).await;
         cancel.cancel();
     };
-    let (report, ()) = tokio::join!(reply(&h, plan(ReplyMode::Streaming, true, &msg, &chat, 1), run), stopper);
+    let (report, ()) = tokio::join!(
+        reply(&h, plan(ReplyMode::Streaming, true, &msg, &chat, 1), run),
+        stopper
+    );
     let err = report.outcome.clone().unwrap_err();
     assert_eq!(err.kind, AgentErrorKind::Cancelled);
     let bots = bot_messages(&h, &chat);
     assert_eq!(bots.len(), 1);
     assert!(!bots[0].streaming);
-    let expected = format!("{}\n\n— _(stopped)_", card_markdown(&report.text).trim_end());
+    let expected = format!(
+        "{}\n\n— _(stopped)_",
+        card_markdown(&report.text).trim_end()
+    );
     assert_eq!(bots[0].text, expected);
-    assert!(!bots[0].text.contains("Stop\n"), "the Stop button is removed");
+    assert!(
+        !bots[0].text.contains("Stop\n"),
+        "the Stop button is removed"
+    );
 }
 
 #[tokio::test]
@@ -434,7 +474,10 @@ async fn backend_error_gives_a_visible_interrupted_note() {
         "The first half of the answer ",
         3,
         50,
-        Err(AgentError::new(AgentErrorKind::Unavailable, "upstream returned HTTP 502")),
+        Err(AgentError::new(
+            AgentErrorKind::Unavailable,
+            "upstream returned HTTP 502",
+        )),
     );
     let report = reply(&h, plan(ReplyMode::Streaming, true, &msg, &chat, 1), run).await;
     assert!(report.outcome.is_err());
@@ -456,13 +499,22 @@ async fn failures_in_static_and_block_modes_are_reported() {
             "Partial text.",
             4,
             10,
-            Err(AgentError::new(AgentErrorKind::Timeout, "no answer within 300 s")),
+            Err(AgentError::new(
+                AgentErrorKind::Timeout,
+                "no answer within 300 s",
+            )),
         );
         reply(&h, plan(mode, true, &msg, &chat, 1), run).await;
-        let texts: Vec<String> = bot_messages(&h, &chat).into_iter().map(|m| m.text).collect();
+        let texts: Vec<String> = bot_messages(&h, &chat)
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
         assert_eq!(
             texts,
-            vec!["Partial text.".to_string(), "⚠️ The agent failed: no answer within 300 s".into()],
+            vec![
+                "Partial text.".to_string(),
+                "⚠️ The agent failed: no answer within 300 s".into()
+            ],
             "{mode:?}"
         );
     }
@@ -470,8 +522,14 @@ async fn failures_in_static_and_block_modes_are_reported() {
     let (msg, chat) = user_message(&h, "p2p");
     let run = agent(|_tx| async { Err(AgentError::new(AgentErrorKind::Auth, "invalid API key")) });
     reply(&h, plan(ReplyMode::Streaming, true, &msg, &chat, 1), run).await;
-    let texts: Vec<String> = bot_messages(&h, &chat).into_iter().map(|m| m.text).collect();
-    assert_eq!(texts, vec!["⚠️ The agent failed: invalid API key".to_string()]);
+    let texts: Vec<String> = bot_messages(&h, &chat)
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(
+        texts,
+        vec!["⚠️ The agent failed: invalid API key".to_string()]
+    );
 }
 
 #[tokio::test]
@@ -496,7 +554,8 @@ async fn cancellation_in_block_and_static_modes() {
         assert!(joined.ends_with("_(stopped)_"), "{mode:?}: {joined}");
         // Nothing written: nothing sent.
         let (msg, chat) = user_message(&h, "p2p");
-        let run = agent(|_tx| async { Err(AgentError::new(AgentErrorKind::Cancelled, "cancelled")) });
+        let run =
+            agent(|_tx| async { Err(AgentError::new(AgentErrorKind::Cancelled, "cancelled")) });
         reply(&h, plan(mode, true, &msg, &chat, 1), run).await;
         assert!(bot_messages(&h, &chat).is_empty(), "{mode:?}");
     }
@@ -507,7 +566,9 @@ async fn cancellation_in_block_and_static_modes() {
 fn long_reply() -> String {
     // ~40 KB: paragraphs, and a long code block in the middle.
     let mut text = paragraphs(200, 25);
-    let code: String = (0..400).map(|i| format!("let v{i} = compute({i});\n")).collect();
+    let code: String = (0..400)
+        .map(|i| format!("let v{i} = compute({i});\n"))
+        .collect();
     let mid = text.len() / 2;
     let cut = text[..mid].rfind("\n\n").unwrap_or(mid);
     text.insert_str(cut, &format!("\n\n```rust\n{code}```"));
@@ -531,12 +592,25 @@ async fn long_streamed_reply_rolls_over_into_ordered_cards() {
     for card in &bots {
         // A part that filled up before its card was opened (a burst of text)
         // goes out as one final message instead of a card.
-        assert!(matches!(card.msg_type.as_str(), "interactive" | "text"), "{}", card.msg_type);
+        assert!(
+            matches!(card.msg_type.as_str(), "interactive" | "text"),
+            "{}",
+            card.msg_type
+        );
         assert!(!card.streaming);
         assert_eq!(card.reply_to.as_deref(), Some(msg.as_str()));
     }
-    assert_eq!(report.message_ids, bots.iter().map(|b| b.message_id.clone()).collect::<Vec<_>>());
-    let joined = bots.iter().map(|b| b.text.as_str()).collect::<Vec<_>>().join("\n\n");
+    assert_eq!(
+        report.message_ids,
+        bots.iter()
+            .map(|b| b.message_id.clone())
+            .collect::<Vec<_>>()
+    );
+    let joined = bots
+        .iter()
+        .map(|b| b.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n\n");
     assert_eq!(words(&joined), words(&text));
     assert!(h.store.open_cards("test").await.unwrap().is_empty());
 }
@@ -555,7 +629,11 @@ async fn long_static_reply_arrives_as_ordered_parts() {
     let bots = bot_messages(&h, &chat);
     assert!(bots.len() >= 2, "{} parts", bots.len());
     assert_eq!(report.message_ids.len(), bots.len());
-    let joined = bots.iter().map(|b| b.text.as_str()).collect::<Vec<_>>().join("\n\n");
+    let joined = bots
+        .iter()
+        .map(|b| b.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n\n");
     assert_eq!(words(&joined), words(&text));
     // Exactly once: the same reply again sends nothing new.
     let again = reply(
@@ -570,7 +648,9 @@ async fn long_static_reply_arrives_as_ordered_parts() {
 
 fn five_tables() -> String {
     (1..=5)
-        .map(|t| format!("Table {t}:\n\n| name | value |\n|---|---|\n| a{t} | {t}1 |\n| b{t} | {t}2 |"))
+        .map(|t| {
+            format!("Table {t}:\n\n| name | value |\n|---|---|\n| a{t} | {t}1 |\n| b{t} | {t}2 |")
+        })
         .collect::<Vec<_>>()
         .join("\n\n")
 }
@@ -581,12 +661,20 @@ async fn five_tables_never_fail_a_card() {
     let text = five_tables();
     for mode in [ReplyMode::Streaming, ReplyMode::Static] {
         let (msg, chat) = user_message(&h, "p2p");
-        reply(&h, plan(mode, true, &msg, &chat, 1), streaming_agent(&text, 30, 30, Ok(()))).await;
+        reply(
+            &h,
+            plan(mode, true, &msg, &chat, 1),
+            streaming_agent(&text, 30, 30, Ok(())),
+        )
+        .await;
         let bots = bot_messages(&h, &chat);
         assert_eq!(bots.len(), 1, "{mode:?}");
         let shown = &bots[0].text;
         for t in 1..=5 {
-            assert!(shown.contains(&format!("a{t}")) && shown.contains(&format!("{t}2")), "{mode:?}: {shown}");
+            assert!(
+                shown.contains(&format!("a{t}")) && shown.contains(&format!("{t}2")),
+                "{mode:?}: {shown}"
+            );
         }
         let tables = shown.lines().filter(|l| l.starts_with("|---")).count();
         assert!(tables <= 3, "{mode:?}: {tables} tables");
@@ -603,11 +691,18 @@ async fn block_mode_sends_each_block_as_it_completes() {
     let (msg, chat) = user_message(&h, "p2p");
     let chat2 = chat.clone();
     let emu = &h.emu;
-    let blocks = ["First paragraph.", "- item one\n- item two", "```sh\nls -l\n```", "Last **words**."];
+    let blocks = [
+        "First paragraph.",
+        "- item one\n- item two",
+        "```sh\nls -l\n```",
+        "Last **words**.",
+    ];
     let run = {
         let (tx, rx) = mpsc::channel(64);
         let script = async move {
-            let _ = tx.send(AgentEvent::Delta(format!("{}\n\n", blocks[0]))).await;
+            let _ = tx
+                .send(AgentEvent::Delta(format!("{}\n\n", blocks[0])))
+                .await;
             // Block streaming: the first block reaches the chat while the
             // agent is still writing (else this waits until the hang guard).
             let seen = async {
@@ -616,19 +711,27 @@ async fn block_mode_sends_each_block_as_it_completes() {
                     if view.messages.iter().any(|m| m.sender == "bot") {
                         return;
                     }
-                    let _ = emu.wait_chat(&chat2, view.version, Duration::from_secs(2)).await;
+                    let _ = emu
+                        .wait_chat(&chat2, view.version, Duration::from_secs(2))
+                        .await;
                 }
             };
-            tokio::time::timeout(HANG_GUARD, seen).await.expect("first block not sent early");
+            tokio::time::timeout(HANG_GUARD, seen)
+                .await
+                .expect("first block not sent early");
             let rest = blocks[1..].join("\n\n");
             stream_text(&tx, &rest, 7, Duration::from_millis(10)).await;
             Ok(())
         };
-        (rx, Box::pin(script) as BoxFuture<'_, Result<(), AgentError>>)
+        (
+            rx,
+            Box::pin(script) as BoxFuture<'_, Result<(), AgentError>>,
+        )
     };
     let report = tokio::time::timeout(
         HANG_GUARD,
-        h.out.reply(plan(ReplyMode::Block, true, &msg, &chat, 1), run.0, run.1),
+        h.out
+            .reply(plan(ReplyMode::Block, true, &msg, &chat, 1), run.0, run.1),
     )
     .await
     .unwrap();
@@ -642,7 +745,9 @@ async fn block_mode_sends_each_block_as_it_completes() {
     assert_eq!(texts[2], "```sh\nls -l\n```");
     assert_eq!(texts[3], "Last **words**.");
     assert!(bots[1..].iter().all(|m| m.msg_type == "post"));
-    assert!(bots.iter().all(|m| m.reply_to.as_deref() == Some(msg.as_str())));
+    assert!(bots
+        .iter()
+        .all(|m| m.reply_to.as_deref() == Some(msg.as_str())));
 }
 
 // ---------------------------------------------------------------- fallbacks
@@ -657,10 +762,14 @@ async fn cardkit_refused_falls_back_to_patch() {
             count: 1,
             status: 400,
             code: 99991672,
-            msg: Some("Access denied. One of the following scopes is required: [cardkit:card:write]".into()),
+            msg: Some(
+                "Access denied. One of the following scopes is required: [cardkit:card:write]"
+                    .into(),
+            ),
         })
         .unwrap();
-    let text = "A **patched** reply that streams for a while, word by word, so that the card is updated.";
+    let text =
+        "A **patched** reply that streams for a while, word by word, so that the card is updated.";
     let report = reply(
         &h,
         plan(ReplyMode::Streaming, true, &msg, &chat, 1),
@@ -681,7 +790,10 @@ async fn cardkit_refused_falls_back_to_patch() {
 async fn patch_failing_too_falls_back_to_a_final_message() {
     let h = harness().await;
     let (msg, chat) = user_message(&h, "p2p");
-    for endpoint in ["POST /open-apis/cardkit/v1/cards", "PATCH /open-apis/im/v1/messages/{message_id}"] {
+    for endpoint in [
+        "POST /open-apis/cardkit/v1/cards",
+        "PATCH /open-apis/im/v1/messages/{message_id}",
+    ] {
         h.emu
             .inject(Fault::FailCalls {
                 endpoint: endpoint.into(),
@@ -738,7 +850,9 @@ async fn local_image_is_sent_after_the_text() {
     std::fs::write(&path, PNG).unwrap();
     let source = path.to_string_lossy().to_string();
     let run = agent(move |tx| async move {
-        let _ = tx.send(AgentEvent::Delta("Here is the chart.".into())).await;
+        let _ = tx
+            .send(AgentEvent::Delta("Here is the chart.".into()))
+            .await;
         let _ = tx
             .send(AgentEvent::Media(OutboundMedia {
                 kind: AttachmentKind::Image,
@@ -758,7 +872,9 @@ async fn local_image_is_sent_after_the_text() {
     let uploads = calls_to(&h, "POST /open-apis/im/v1/images");
     let path = dir.path().join("chart.png").to_string_lossy().to_string();
     let run = agent(move |tx| async move {
-        let _ = tx.send(AgentEvent::Delta("Here is the chart.".into())).await;
+        let _ = tx
+            .send(AgentEvent::Delta("Here is the chart.".into()))
+            .await;
         let _ = tx
             .send(AgentEvent::Media(OutboundMedia {
                 kind: AttachmentKind::Image,
@@ -805,7 +921,9 @@ async fn media_urls_must_be_allowlisted() {
     assert_eq!(bots.len(), 2, "{bots:#?}");
     assert!(bots[0].text.starts_with("Two pictures."));
     assert!(
-        bots[0].text.contains("Not sent: steal.png (URL not in the media allowlist)"),
+        bots[0]
+            .text
+            .contains("Not sent: steal.png (URL not in the media allowlist)"),
         "{}",
         bots[0].text
     );
@@ -861,7 +979,13 @@ async fn close_orphan_cards_closes_cards_left_open() {
     let h = harness().await;
     // A card whose inbox row is gone (the crash) …
     let (msg, chat) = user_message(&h, "p2p");
-    crash_mid_stream(&h, plan(ReplyMode::Streaming, true, &msg, &chat, 42), &chat, "old3 ").await;
+    crash_mid_stream(
+        &h,
+        plan(ReplyMode::Streaming, true, &msg, &chat, 42),
+        &chat,
+        "old3 ",
+    )
+    .await;
     // … and one whose row is still pending (its replay will continue it).
     let ids = h
         .store
@@ -881,7 +1005,13 @@ async fn close_orphan_cards_closes_cards_left_open() {
         other => panic!("{other:?}"),
     };
     let (msg2, chat2) = user_message(&h, "p2p");
-    crash_mid_stream(&h, plan(ReplyMode::Streaming, true, &msg2, &chat2, pending_id), &chat2, "old3 ").await;
+    crash_mid_stream(
+        &h,
+        plan(ReplyMode::Streaming, true, &msg2, &chat2, pending_id),
+        &chat2,
+        "old3 ",
+    )
+    .await;
     assert_eq!(h.store.open_cards("test").await.unwrap().len(), 2);
 
     h.out.close_orphan_cards().await;
@@ -889,8 +1019,16 @@ async fn close_orphan_cards_closes_cards_left_open() {
     let closed = bot_messages(&h, &chat);
     assert_eq!(closed.len(), 1);
     assert!(!closed[0].streaming);
-    assert!(closed[0].text.starts_with("old0 old1 old2 old3"), "{}", closed[0].text);
-    assert!(closed[0].text.ends_with("— _(interrupted)_"), "{}", closed[0].text);
+    assert!(
+        closed[0].text.starts_with("old0 old1 old2 old3"),
+        "{}",
+        closed[0].text
+    );
+    assert!(
+        closed[0].text.ends_with("— _(interrupted)_"),
+        "{}",
+        closed[0].text
+    );
     assert!(!closed[0].text.contains("Stop"), "{}", closed[0].text);
     let open = h.store.open_cards("test").await.unwrap();
     assert_eq!(open.len(), 1);
@@ -902,14 +1040,23 @@ async fn close_orphan_cards_closes_cards_left_open() {
 async fn notice_is_sent_once_per_uuid() {
     let h = harness().await;
     let (msg, chat) = user_message(&h, "p2p");
-    h.out.notice(&msg, "Your pairing code is ABCD2345.", "notice-1").await.unwrap();
-    h.out.notice(&msg, "Your pairing code is ABCD2345.", "notice-1").await.unwrap();
+    h.out
+        .notice(&msg, "Your pairing code is ABCD2345.", "notice-1")
+        .await
+        .unwrap();
+    h.out
+        .notice(&msg, "Your pairing code is ABCD2345.", "notice-1")
+        .await
+        .unwrap();
     let bots = bot_messages(&h, &chat);
     assert_eq!(bots.len(), 1);
     assert_eq!(bots[0].msg_type, "text");
     assert_eq!(bots[0].text, "Your pairing code is ABCD2345.");
     assert_eq!(bots[0].reply_to.as_deref(), Some(msg.as_str()));
-    h.out.notice(&msg, "**Commands**\n\n- `/new`\n- `/stop`", "notice-2").await.unwrap();
+    h.out
+        .notice(&msg, "**Commands**\n\n- `/new`\n- `/stop`", "notice-2")
+        .await
+        .unwrap();
     let bots = bot_messages(&h, &chat);
     assert_eq!(bots.len(), 2);
     assert_eq!(bots[1].msg_type, "post");
@@ -918,11 +1065,66 @@ async fn notice_is_sent_once_per_uuid() {
 #[test]
 fn the_reply_future_is_send() {
     fn is_send<T: Send>(_: &T) {}
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let h = harness().await;
         let (rx, run) = agent(|_tx| async { Ok(()) });
-        let fut = h.out.reply(plan(ReplyMode::Auto, true, "om_x", "oc_x", 1), rx, run);
+        let fut = h
+            .out
+            .reply(plan(ReplyMode::Auto, true, "om_x", "oc_x", 1), rx, run);
         is_send(&fut);
     });
+}
+
+#[tokio::test]
+async fn refused_tables_are_sent_again_as_code() {
+    let h = harness().await;
+    let (msg, chat) = user_message(&h, "p2p");
+    h.emu
+        .inject(Fault::FailCalls {
+            endpoint: "POST /open-apis/im/v1/messages/{message_id}/reply".into(),
+            count: 1,
+            status: 400,
+            code: 230099,
+            msg: Some("Failed to create card content, ext=ErrCode: 11310; ErrMsg: element exceeds the limit".into()),
+        })
+        .unwrap();
+    let text = "| k | v |\n|---|---|\n| a | 1 |";
+    reply(
+        &h,
+        plan(ReplyMode::Static, true, &msg, &chat, 1),
+        streaming_agent(text, 100, 1, Ok(())),
+    )
+    .await;
+    let bots = bot_messages(&h, &chat);
+    assert_eq!(bots.len(), 1);
+    assert!(bots[0].text.starts_with("```"), "{}", bots[0].text);
+    assert!(bots[0].text.contains("a | 1"), "{}", bots[0].text);
+    assert!(!bots[0].text.contains("|---|"), "{}", bots[0].text);
+}
+
+#[tokio::test]
+async fn streaming_closed_by_the_platform_timeout_is_reopened() {
+    let h = harness_with(EmulatorConfig {
+        streaming_auto_close: Duration::from_millis(400),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let (msg, chat) = user_message(&h, "p2p");
+    let text = paragraphs(6, 10);
+    let report = reply(
+        &h,
+        plan(ReplyMode::Streaming, true, &msg, &chat, 1),
+        streaming_agent(&text, 10, 40, Ok(())),
+    )
+    .await;
+    assert_eq!(report.mode_used, "cardkit");
+    let bots = bot_messages(&h, &chat);
+    assert_eq!(bots.len(), 1);
+    assert!(!bots[0].streaming);
+    assert_eq!(bots[0].text, card_markdown(&text));
+    assert!(calls_to(&h, "PATCH /open-apis/cardkit/v1/cards/{card_id}/settings") >= 1);
 }

@@ -54,7 +54,10 @@ impl KitCard {
 
     /// After 300317: skip far ahead (another writer, or a clock gone back).
     pub fn jump_sequence(&mut self) {
-        self.seq = self.seq.saturating_add(SEQUENCE_JUMP).min(i64::from(i32::MAX) - 1);
+        self.seq = self
+            .seq
+            .saturating_add(SEQUENCE_JUMP)
+            .min(i64::from(i32::MAX) - 1);
     }
 }
 
@@ -96,7 +99,12 @@ pub(crate) async fn create(
     if let Err(e) = show(r, index, &mut kit).await {
         // The entity may have reached the chat despite the error (a
         // timeout): close its streaming mode so it is not left spinning.
-        let _ = settings(r.out, &mut kit, &card::settings_close(&crate::render::summary(display))).await;
+        let _ = settings(
+            r.out,
+            &mut kit,
+            &card::settings_close(&crate::render::summary(display)),
+        )
+        .await;
         forget(r.out, &kit.card_id).await;
         return Err(e);
     }
@@ -105,7 +113,11 @@ pub(crate) async fn create(
 
 /// Sends (or re-sends, with the same uuid: idempotent) the card's message as
 /// part `index`; stores its message_id with the open card, then records the part.
-pub(crate) async fn show(r: &mut Replier<'_>, index: usize, kit: &mut KitCard) -> Result<(), Error> {
+pub(crate) async fn show(
+    r: &mut Replier<'_>,
+    index: usize,
+    kit: &mut KitCard,
+) -> Result<(), Error> {
     let uuid = r.part_uuid(index);
     let message_id = r
         .deliver(&uuid, &OutgoingMessage::card_entity(&kit.card_id))
@@ -113,7 +125,13 @@ pub(crate) async fn show(r: &mut Replier<'_>, index: usize, kit: &mut KitCard) -
     if let Err(e) = r
         .out
         .store
-        .open_card(r.account(), r.plan.inbound_id, &kit.card_id, &message_id, now_ms())
+        .open_card(
+            r.account(),
+            r.plan.inbound_id,
+            &kit.card_id,
+            &message_id,
+            now_ms(),
+        )
         .await
     {
         tracing::warn!("[lark] [{}] cannot update open card: {e}", r.account());
@@ -128,14 +146,26 @@ pub(crate) async fn show(r: &mut Replier<'_>, index: usize, kit: &mut KitCard) -
 pub(crate) async fn push(out: &Outbound, kit: &mut KitCard, display: &str) -> Result<(), Error> {
     let seq = kit.next_seq();
     out.client
-        .stream_card_text(&kit.card_id, ElementId::stream().as_str(), display, seq, None)
+        .stream_card_text(
+            &kit.card_id,
+            ElementId::stream().as_str(),
+            display,
+            seq,
+            None,
+        )
         .await
 }
 
 /// Applies a settings string (one sequence).
-pub(crate) async fn settings(out: &Outbound, kit: &mut KitCard, settings: &str) -> Result<(), Error> {
+pub(crate) async fn settings(
+    out: &Outbound,
+    kit: &mut KitCard,
+    settings: &str,
+) -> Result<(), Error> {
     let seq = kit.next_seq();
-    out.client.card_settings(&kit.card_id, settings, seq, None).await
+    out.client
+        .card_settings(&kit.card_id, settings, seq, None)
+        .await
 }
 
 /// Turns streaming mode back on (after the platform's 10-minute close).
@@ -202,7 +232,12 @@ async fn batch_close(
         let seq = kit.next_seq();
         let result = out
             .client
-            .batch_update_card(&kit.card_id, &Value::Array(actions.clone()).to_string(), seq, None)
+            .batch_update_card(
+                &kit.card_id,
+                &Value::Array(actions.clone()).to_string(),
+                seq,
+                None,
+            )
             .await;
         tries += 1;
         match result {
@@ -222,7 +257,10 @@ async fn batch_close(
 /// Drops the card from the store's open cards.
 pub(crate) async fn forget(out: &Outbound, card_id: &str) {
     if let Err(e) = out.store.close_card(card_id).await {
-        tracing::warn!("[lark] [{}] cannot record closed card {card_id}: {e}", out.account);
+        tracing::warn!(
+            "[lark] [{}] cannot record closed card {card_id}: {e}",
+            out.account
+        );
     }
 }
 
@@ -245,5 +283,4 @@ mod tests {
         let late = resume_sequence(created, created + 14 * 24 * 3_600_000);
         assert!(late < i64::from(i32::MAX));
     }
-
 }

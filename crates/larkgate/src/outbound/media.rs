@@ -135,7 +135,11 @@ pub(crate) fn display_name(m: &OutboundMedia) -> String {
         Some(n) if !n.trim().is_empty() => n.clone(),
         _ => {
             let s = m.source.split(['?', '#']).next().unwrap_or("");
-            s.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string()
+            s.trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .to_string()
         }
     };
     let base = raw.rsplit(['/', '\\']).next().unwrap_or("");
@@ -190,7 +194,11 @@ pub(crate) async fn send(r: &mut Replier<'_>, ready: Vec<Ready>) {
                 r.sent(message_id, false);
             }
             Err(why) => {
-                tracing::warn!("[lark] [{}] sending {} failed: {why}", r.account(), item.name);
+                tracing::warn!(
+                    "[lark] [{}] sending {} failed: {why}",
+                    r.account(),
+                    item.name
+                );
                 failed.push(format!("{} ({why})", item.name));
             }
         }
@@ -199,7 +207,10 @@ pub(crate) async fn send(r: &mut Replier<'_>, ready: Vec<Ready>) {
         let text = format!("⚠️ Could not send: {}", failed.join(", "));
         let index = r.take_part();
         let summary = render::summary(&text);
-        if let Err(e) = r.send_rendered_part(index, Target::Text, &text, &summary).await {
+        if let Err(e) = r
+            .send_rendered_part(index, Target::Text, &text, &summary)
+            .await
+        {
             tracing::warn!("[lark] [{}] media failure note not sent: {e}", r.account());
         }
     }
@@ -305,12 +316,21 @@ mod tests {
 
     #[test]
     fn allowlist_matches_at_boundaries() {
-        let list = vec!["https://cdn.example.com".to_string(), "http://x.test/pub/".into()];
+        let list = vec![
+            "https://cdn.example.com".to_string(),
+            "http://x.test/pub/".into(),
+        ];
         assert!(url_allowed("https://cdn.example.com/a.png", &list));
         assert!(url_allowed("https://CDN.example.com?x=1", &list));
         assert!(url_allowed("http://x.test/pub/a.png", &list));
-        assert!(!url_allowed("https://cdn.example.com.evil.org/a.png", &list));
-        assert!(!url_allowed("https://cdn.example.com@evil.org/a.png", &list));
+        assert!(!url_allowed(
+            "https://cdn.example.com.evil.org/a.png",
+            &list
+        ));
+        assert!(!url_allowed(
+            "https://cdn.example.com@evil.org/a.png",
+            &list
+        ));
         assert!(!url_allowed("http://x.test/public/a.png", &list));
         assert!(!url_allowed("https://cdn.example.com/a.png", &[]));
         assert!(!url_allowed("file:///etc/passwd", &["file:///".into()]));

@@ -316,14 +316,23 @@ impl Outbound {
             }
             match kit::close_orphan(self, &card).await {
                 Ok(()) => {
-                    tracing::info!("[lark] [{}] closed card {} left open", self.account, card.card_id);
+                    tracing::info!(
+                        "[lark] [{}] closed card {} left open",
+                        self.account,
+                        card.card_id
+                    );
                     kit::forget(self, &card.card_id).await;
                 }
                 Err(e) => {
-                    tracing::warn!("[lark] [{}] cannot close card {}: {e}", self.account, card.card_id);
+                    tracing::warn!(
+                        "[lark] [{}] cannot close card {}: {e}",
+                        self.account,
+                        card.card_id
+                    );
                     if !matches!(
                         e.class(),
-                        lark_client::ErrorClass::Retryable | lark_client::ErrorClass::RateLimited(_)
+                        lark_client::ErrorClass::Retryable
+                            | lark_client::ErrorClass::RateLimited(_)
                     ) {
                         kit::forget(self, &card.card_id).await;
                     }
@@ -367,8 +376,8 @@ async fn find_resume(r: &send::Replier<'_>) -> Option<stream::Resume> {
     };
     let card = cards
         .into_iter()
-        .filter(|c| c.inbound_id == r.plan.inbound_id)
-        .last()?;
+        .rev()
+        .find(|c| c.inbound_id == r.plan.inbound_id)?;
     // The card's part: the one recorded with its message, else (sent but
     // not recorded, or never sent) the first part not recorded.
     for index in 0..MAX_PARTS_SCANNED {

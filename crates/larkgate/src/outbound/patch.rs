@@ -42,7 +42,9 @@ pub(crate) async fn push(
     opts: &CardOptions,
 ) -> Result<(), Error> {
     let body = card::legacy_patch_card(display, true, opts);
-    out.client.patch_card(&p.message_id, &body.to_string()).await
+    out.client
+        .patch_card(&p.message_id, &body.to_string())
+        .await
 }
 
 /// The final card: full text, no Stop button, the summary.
@@ -57,5 +59,7 @@ pub(crate) async fn close(
         ..CardOptions::default()
     };
     let body = card::legacy_patch_card(text, false, &opts);
-    out.client.patch_card(&p.message_id, &body.to_string()).await
+    out.client
+        .patch_card(&p.message_id, &body.to_string())
+        .await
 }

@@ -207,7 +207,10 @@ impl<'a> Replier<'a> {
             Err(e) => e,
         };
         if target == Target::Card && is_table_error(&err) {
-            tracing::info!("[lark] [{}] tables refused ({err}); sending them as code", self.account());
+            tracing::info!(
+                "[lark] [{}] tables refused ({err}); sending them as code",
+                self.account()
+            );
             let degraded = render::degrade_tables(part, 0);
             return self
                 .send_indexed(index, &message(target, &degraded, summary), true)
@@ -219,7 +222,10 @@ impl<'a> Replier<'a> {
         }
         if target != Target::Text && err.code().is_some() && !err.is_target_gone() {
             if let lark_client::ErrorClass::Fatal = err.class() {
-                tracing::info!("[lark] [{}] {target:?} refused ({err}); sending text", self.account());
+                tracing::info!(
+                    "[lark] [{}] {target:?} refused ({err}); sending text",
+                    self.account()
+                );
                 self.mode_used = "text-fallback";
                 return self
                     .send_indexed(index, &message(Target::Text, part, summary), true)
@@ -238,7 +244,10 @@ impl<'a> Replier<'a> {
         if pieces.len() < 2 {
             return Err(err);
         }
-        tracing::info!("[lark] [{}] part refused as too long ({err}); splitting it", self.account());
+        tracing::info!(
+            "[lark] [{}] part refused as too long ({err}); splitting it",
+            self.account()
+        );
         for piece in pieces {
             let index = self.take_part();
             let summary = render::summary(&piece);
@@ -283,9 +292,15 @@ mod tests {
 
     #[test]
     fn table_errors_are_recognised() {
-        assert!(is_table_error(&api(230099, "ErrCode: 11310; ErrMsg: element exceeds the limit")));
+        assert!(is_table_error(&api(
+            230099,
+            "ErrCode: 11310; ErrMsg: element exceeds the limit"
+        )));
         assert!(is_table_error(&api(230099, "card failed")));
-        assert!(!is_table_error(&api(230099, "ErrCode: 200621; parse error")));
+        assert!(!is_table_error(&api(
+            230099,
+            "ErrCode: 200621; parse error"
+        )));
         assert!(!is_table_error(&api(230025, "too long")));
     }
 

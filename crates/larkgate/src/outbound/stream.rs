@@ -110,11 +110,8 @@ pub(crate) async fn run(r: &mut Replier<'_>, feed: &Feed, resume: Option<Resume>
         return messages::finish_instant(r, feed).await;
     }
     let mut s = CardStream::new(r, resume);
-    loop {
-        let Some((text, version)) = feed.with(|f| (!f.done()).then(|| (f.text.clone(), f.version)))
-        else {
-            break;
-        };
+    let latest = |f: &super::feed::FeedState| (!f.done()).then(|| (f.text.clone(), f.version));
+    while let Some((text, version)) = feed.with(latest) {
         s.sync(&text).await;
         feed.wait_change(version).await;
         s.pace(feed).await;
@@ -339,7 +336,10 @@ impl<'r, 'a> CardStream<'r, 'a> {
                     return;
                 }
                 Err(e) if is_table_error(&e) && self.part.tables > 0 => {
-                    tracing::info!("[lark] [{}] tables refused ({e}); sending them as code", self.r.account());
+                    tracing::info!(
+                        "[lark] [{}] tables refused ({e}); sending them as code",
+                        self.r.account()
+                    );
                     self.part.tables = 0;
                 }
                 Err(e) => {
@@ -387,7 +387,11 @@ impl<'r, 'a> CardStream<'r, 'a> {
             self.close_orphan(&res.card).await;
             return false;
         }
-        tracing::info!("[lark] [{}] continuing in card {}", self.r.account(), card.card_id);
+        tracing::info!(
+            "[lark] [{}] continuing in card {}",
+            self.r.account(),
+            card.card_id
+        );
         self.r.mode_used = "cardkit";
         self.part.surface = Surface::Kit(card);
         let display = self.display(text, false);
@@ -401,8 +405,15 @@ impl<'r, 'a> CardStream<'r, 'a> {
         match kit::close_orphan(self.r.out, open).await {
             Ok(()) => kit::forget(self.r.out, &open.card_id).await,
             Err(e) => {
-                tracing::warn!("[lark] [{}] cannot close card {}: {e}", self.r.account(), open.card_id);
-                if !matches!(e.class(), lark_client::ErrorClass::Retryable | lark_client::ErrorClass::RateLimited(_)) {
+                tracing::warn!(
+                    "[lark] [{}] cannot close card {}: {e}",
+                    self.r.account(),
+                    open.card_id
+                );
+                if !matches!(
+                    e.class(),
+                    lark_client::ErrorClass::Retryable | lark_client::ErrorClass::RateLimited(_)
+                ) {
                     kit::forget(self.r.out, &open.card_id).await;
                 }
             }
@@ -448,7 +459,9 @@ impl<'r, 'a> CardStream<'r, 'a> {
             }
         }
         if e.is_target_gone() {
-            tracing::warn!("[lark] [{account}] the card is gone ({e}); its text will be sent as a message");
+            tracing::warn!(
+                "[lark] [{account}] the card is gone ({e}); its text will be sent as a message"
+            );
             if let Surface::Kit(card) = &self.part.surface {
                 kit::forget(out, &card.card_id).await;
             }
@@ -486,7 +499,11 @@ impl<'r, 'a> CardStream<'r, 'a> {
                 }
                 kit::forget(out, &card.card_id).await;
                 result.err().map(|e| {
-                    tracing::warn!("[lark] [{}] closing card {} failed: {e}", self.r.account(), card.card_id);
+                    tracing::warn!(
+                        "[lark] [{}] closing card {} failed: {e}",
+                        self.r.account(),
+                        card.card_id
+                    );
                     Some(card.message_id)
                 })
             }
@@ -519,7 +536,10 @@ impl<'r, 'a> CardStream<'r, 'a> {
     async fn recall(&mut self, message_id: &str) {
         match self.r.out.client.recall_message(message_id).await {
             Ok(()) => self.r.message_ids.retain(|m| m != message_id),
-            Err(e) => tracing::info!("[lark] [{}] cannot recall {message_id}: {e}", self.r.account()),
+            Err(e) => tracing::info!(
+                "[lark] [{}] cannot recall {message_id}: {e}",
+                self.r.account()
+            ),
         }
     }
 
@@ -535,7 +555,11 @@ impl<'r, 'a> CardStream<'r, 'a> {
         } else {
             Target::Text
         };
-        match self.r.send_rendered_part(index, target, text, &summary).await {
+        match self
+            .r
+            .send_rendered_part(index, target, text, &summary)
+            .await
+        {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!("[lark] [{}] final message failed: {e}", self.r.account());
@@ -596,7 +620,10 @@ fn changed<'t>(text: &'t str, shown: &str) -> Option<&'t str> {
 /// `start`) and where its rollover cut it.
 fn advance(prefix: &str, start: usize, roll: &Rollover) -> (String, usize) {
     if roll.tail_start >= prefix.len() {
-        (roll.tail_prefix.clone(), start + roll.tail_start - prefix.len())
+        (
+            roll.tail_prefix.clone(),
+            start + roll.tail_start - prefix.len(),
+        )
     } else {
         let rest = prefix.get(roll.tail_start..).unwrap_or("");
         (format!("{}{rest}", roll.tail_prefix), start)

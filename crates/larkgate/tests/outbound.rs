@@ -841,52 +841,62 @@ async fn recalled_question_gets_the_answer_in_the_chat() {
 
 // ---------------------------------------------------------------- media
 
+/// An agent that writes `text`, then asks for `media`.
+fn media_agent(
+    text: &str,
+    media: Vec<(AttachmentKind, String)>,
+) -> (mpsc::Receiver<AgentEvent>, Agent) {
+    let text = text.to_string();
+    agent(move |tx| async move {
+        let _ = tx.send(AgentEvent::Delta(text)).await;
+        for (kind, source) in media {
+            let media = OutboundMedia {
+                kind,
+                source,
+                name: None,
+            };
+            let _ = tx.send(AgentEvent::Media(media)).await;
+        }
+        Ok(())
+    })
+}
+
 #[tokio::test]
-async fn local_image_is_sent_after_the_text() {
+async fn local_image_and_file_are_sent_after_the_text() {
     let h = harness().await;
     let (msg, chat) = user_message(&h, "p2p");
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("chart.png");
-    std::fs::write(&path, PNG).unwrap();
-    let source = path.to_string_lossy().to_string();
-    let run = agent(move |tx| async move {
-        let _ = tx
-            .send(AgentEvent::Delta("Here is the chart.".into()))
-            .await;
-        let _ = tx
-            .send(AgentEvent::Media(OutboundMedia {
-                kind: AttachmentKind::Image,
-                source,
-                name: None,
-            }))
-            .await;
-        Ok(())
-    });
-    let report = reply(&h, plan(ReplyMode::Auto, true, &msg, &chat, 1), run).await;
+    let png = dir.path().join("chart.png");
+    std::fs::write(&png, PNG).unwrap();
+    let pdf = dir.path().join("report.pdf");
+    std::fs::write(&pdf, b"%PDF-1.4 tiny").unwrap();
+    let media = vec![
+        (AttachmentKind::Image, png.to_string_lossy().to_string()),
+        (AttachmentKind::File, pdf.to_string_lossy().to_string()),
+    ];
+    let p = plan(ReplyMode::Auto, true, &msg, &chat, 1);
+    let report = reply(
+        &h,
+        p.clone(),
+        media_agent("Here is the chart.", media.clone()),
+    )
+    .await;
     let bots = bot_messages(&h, &chat);
-    assert_eq!(bots.len(), 2, "{bots:#?}");
+    assert_eq!(bots.len(), 3, "{bots:#?}");
     assert_eq!(bots[0].text, "Here is the chart.");
     assert_eq!(bots[1].msg_type, "image");
-    assert_eq!(report.message_ids.len(), 2);
-    // Replayed: neither uploaded nor sent again.
-    let uploads = calls_to(&h, "POST /open-apis/im/v1/images");
-    let path = dir.path().join("chart.png").to_string_lossy().to_string();
-    let run = agent(move |tx| async move {
-        let _ = tx
-            .send(AgentEvent::Delta("Here is the chart.".into()))
-            .await;
-        let _ = tx
-            .send(AgentEvent::Media(OutboundMedia {
-                kind: AttachmentKind::Image,
-                source: path,
-                name: None,
-            }))
-            .await;
-        Ok(())
-    });
-    reply(&h, plan(ReplyMode::Auto, true, &msg, &chat, 1), run).await;
-    assert_eq!(bot_messages(&h, &chat).len(), 2);
-    assert_eq!(calls_to(&h, "POST /open-apis/im/v1/images"), uploads);
+    assert_eq!(bots[2].msg_type, "file");
+    assert_eq!(report.message_ids.len(), 3);
+    // Replayed: nothing uploaded or sent again.
+    let uploads =
+        calls_to(&h, "POST /open-apis/im/v1/images") + calls_to(&h, "POST /open-apis/im/v1/files");
+    let again = reply(&h, p, media_agent("Here is the chart.", media)).await;
+    assert_eq!(bot_messages(&h, &chat).len(), 3);
+    assert_eq!(again.message_ids, report.message_ids);
+    assert_eq!(
+        calls_to(&h, "POST /open-apis/im/v1/images") + calls_to(&h, "POST /open-apis/im/v1/files"),
+        uploads
+    );
 }
 
 #[tokio::test]
@@ -900,20 +910,16 @@ async fn media_urls_must_be_allowlisted() {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    let allowed = format!("{base}/files/pic.png");
-    let run = agent(move |tx| async move {
-        let _ = tx.send(AgentEvent::Delta("Two pictures.".into())).await;
-        for source in [allowed, "https://evil.example/steal.png".to_string()] {
-            let _ = tx
-                .send(AgentEvent::Media(OutboundMedia {
-                    kind: AttachmentKind::Image,
-                    source,
-                    name: None,
-                }))
-                .await;
-        }
-        Ok(())
-    });
+    let run = media_agent(
+        "Two pictures.",
+        vec![
+            (AttachmentKind::Image, format!("{base}/files/pic.png")),
+            (
+                AttachmentKind::Image,
+                "https://evil.example/steal.png".into(),
+            ),
+        ],
+    );
     let mut p = plan(ReplyMode::Auto, true, &msg, &chat, 1);
     p.media_allowlist = vec![format!("{base}/files/")];
     reply(&h, p, run).await;

@@ -230,6 +230,16 @@ fn client_errors(h: &Harness) -> BTreeMap<i64, u64> {
     all
 }
 
+const PUSH_ROUTE: &str = "PUT /open-apis/cardkit/v1/cards/{card_id}/elements/{element_id}/content";
+
+/// The throttle's invariant: one push per 100 ms at most (a slower machine
+/// only lowers the count).
+fn assert_throttled(h: &Harness, elapsed: Duration) {
+    let pushes = calls_to(h, PUSH_ROUTE);
+    let allowed = elapsed.as_millis() as u64 / larkgate::outbound::MIN_CARD_INTERVAL_MS + 1;
+    assert!(pushes <= allowed, "{pushes} pushes in {elapsed:?}");
+}
+
 fn card_markdown(text: &str) -> String {
     render::prepare(text, Target::Card, &MentionMap::new())
 }
@@ -288,12 +298,14 @@ async fn streamed_reply_ends_as_one_closed_card_with_the_full_text() {
     let h = harness().await;
     let (msg, chat) = user_message(&h, "p2p");
     let text = "Here is **the plan**:\n\n1. read `main.rs`\n2. fix the bug\n\n```rust\nfn main() {\n    println!(\"hi\");\n}\n```\n\nDone.";
+    let started = std::time::Instant::now();
     let report = reply(
         &h,
         plan(ReplyMode::Streaming, true, &msg, &chat, 1),
         streaming_agent(text, 4, 40, Ok(())),
     )
     .await;
+    let elapsed = started.elapsed();
     assert_eq!(report.text, text);
     assert!(report.outcome.is_ok());
     assert_eq!(report.mode_used, "cardkit");
@@ -308,12 +320,7 @@ async fn streamed_reply_ends_as_one_closed_card_with_the_full_text() {
     assert_eq!(report.message_ids, vec![card.message_id.clone()]);
     assert!(report.first_visible_ms.is_some());
     assert!(h.store.open_cards("test").await.unwrap().is_empty());
-    // Pushes are throttled and coalesced: far fewer than the 33 deltas.
-    let pushes = calls_to(
-        &h,
-        "PUT /open-apis/cardkit/v1/cards/{card_id}/elements/{element_id}/content",
-    );
-    assert!(pushes < 33, "{pushes} pushes");
+    assert_throttled(&h, elapsed);
     assert_eq!(
         calls_to(
             &h,
@@ -380,13 +387,33 @@ async fn short_group_reply_in_auto_mode_is_one_message() {
     let h = harness().await;
     let (msg, chat) = user_message(&h, "group");
     let before = total_calls(&h);
-    // Slower than the DM delay, faster than the group delay.
-    let report = reply(
-        &h,
-        plan(ReplyMode::Auto, false, &msg, &chat, 1),
-        streaming_agent("plain words, no markup at all", 5, 100, Ok(())),
+    // Slower than the DM delay: in a 1:1 chat a card would exist by now.
+    let emu = &h.emu;
+    let chat2 = chat.clone();
+    let (tx, rx) = mpsc::channel(64);
+    let run = async move {
+        let _ = tx.send(AgentEvent::Delta("plain words, ".into())).await;
+        tokio::time::sleep(Duration::from_millis(DM_DELAY_MS + 50)).await;
+        let bots = emu
+            .chat_messages(&chat2)
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.sender == "bot")
+            .count();
+        assert_eq!(bots, 0, "no card yet in a group");
+        let _ = tx.send(AgentEvent::Delta("no markup at all".into())).await;
+        Ok(())
+    };
+    let report = tokio::time::timeout(
+        HANG_GUARD,
+        h.out.reply(
+            plan(ReplyMode::Auto, false, &msg, &chat, 1),
+            rx,
+            Box::pin(run),
+        ),
     )
-    .await;
+    .await
+    .unwrap();
     assert_eq!(total_calls(&h) - before, 1);
     assert_eq!(report.mode_used, "static");
     let bots = bot_messages(&h, &chat);
@@ -403,12 +430,14 @@ async fn slow_long_reply_stays_within_the_rate_limits() {
     let text = text.chars().take(2_000).collect::<String>();
     assert_eq!(text.chars().count(), 2_000);
     let before = total_calls(&h);
+    let started = std::time::Instant::now();
     let report = reply(
         &h,
         plan(ReplyMode::Streaming, true, &msg, &chat, 1),
         streaming_agent(&text, 20, 30, Ok(())),
     )
     .await;
+    let elapsed = started.elapsed();
     let calls = total_calls(&h) - before;
     println!(
         "2,000-character reply (100 deltas over ~3 s): {calls} API calls {:?}",
@@ -422,8 +451,7 @@ async fn slow_long_reply_stays_within_the_rate_limits() {
     let bots = bot_messages(&h, &chat);
     assert_eq!(bots.len(), 1);
     assert_eq!(bots[0].text, card_markdown(&text));
-    // Coalesced: at most one push per delta, in practice far fewer.
-    assert!(calls < 100, "{calls}");
+    assert_throttled(&h, elapsed);
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use futures_util::future::BoxFuture;
 use lark_client::{Client, Domain};
 use lark_emulator::{ChatMessageView, Emulator, EmulatorConfig, Fault, UserMessage};
 use larkgate::agent::{AgentError, AgentErrorKind, AgentEvent, AttachmentKind, OutboundMedia};
-use larkgate::config::{AccountConfig, DmPolicy, GroupPolicy, Mode, ReplyMode, SessionScope};
+use larkgate::config::{AccountConfig, ReplyMode};
 use larkgate::outbound::{Outbound, ReplyPlan, ReplyReport};
 use larkgate::render::{self, MentionMap, Target};
 use larkgate::secret::Secret;
@@ -47,39 +47,9 @@ struct Harness {
 }
 
 fn account() -> AccountConfig {
-    AccountConfig {
-        name: "test".into(),
-        enabled: true,
-        app_id: String::new(),
-        app_secret: Secret::new(""),
-        bot_name: None,
-        domain: String::new(),
-        mode: Mode::Websocket,
-        encrypt_key: None,
-        verification_token: None,
-        webhook_path: "/lark/webhook".into(),
-        dm_policy: DmPolicy::Open,
-        allow_from: Vec::new(),
-        group_policy: GroupPolicy::Open,
-        group_allow_from: Vec::new(),
-        groups: BTreeMap::new(),
-        require_mention: true,
-        mention_all: false,
-        allow_bots: false,
-        session_scope: SessionScope::Chat,
-        agent: "echo".into(),
-        system_prompt: None,
-        reply_mode: ReplyMode::Auto,
-        reply_in_thread: false,
-        typing_indicator: false,
-        typing_emoji: "Typing".into(),
-        history_limit: 40,
-        queue_limit: 10,
-        stale_after_secs: 1800,
-        stream_interval_ms: 100,
-        media_max_bytes: 20 * 1024 * 1024,
-        proxy: None,
-    }
+    let mut account = AccountConfig::new("test", "cli_test", Secret::new("secret"));
+    account.stream_interval_ms = 100;
+    account
 }
 
 async fn harness() -> Harness {

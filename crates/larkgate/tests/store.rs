@@ -739,3 +739,35 @@ async fn kv_cache(db: &TestDb) {
         Some("ou_other")
     );
 }
+
+#[tokio::test]
+async fn the_configured_default_url_opens_beside_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("conf dir");
+    let env = |name: &str| match name {
+        "LARK_APP_ID" => Some("cli_x".to_string()),
+        "LARK_APP_SECRET" => Some("s".to_string()),
+        _ => None,
+    };
+    let loaded =
+        larkgate::config::Config::from_str("", larkgate::config::Format::Toml, &base, &env)
+            .unwrap();
+    let s = store::open(&loaded.config.store.url).await.unwrap();
+    s.kv_set("a", "k", "v").await.unwrap();
+    assert!(base.join("larkgate.db").exists());
+}
+
+#[tokio::test]
+async fn in_memory_store_keeps_its_data_between_calls() {
+    let s = store::open("sqlite::memory:").await.unwrap();
+    s.kv_set("a", "k", "v").await.unwrap();
+    assert_eq!(s.kv_get("a", "k").await.unwrap().as_deref(), Some("v"));
+    let out = s.insert_inbound(&[event("a", "e1", None)]).await.unwrap();
+    inserted_id(out[0]);
+}
+
+#[tokio::test]
+async fn unsupported_urls_are_refused() {
+    let err = store::open("mysql://root@localhost/x").await.err().unwrap();
+    assert!(matches!(err, StoreError::Url(_)), "{err}");
+}

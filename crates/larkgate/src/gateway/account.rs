@@ -87,7 +87,7 @@ pub struct AccountRuntime {
 }
 
 /// Unix milliseconds now.
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -103,7 +103,10 @@ fn build_client(cfg: &AccountConfig) -> Client {
         .unwrap_or_else(|e| {
             // Only a broken proxy URL fails here, and config validation
             // rejects those; fall back to a direct client rather than panic.
-            tracing::error!("[lark] [{}] client: {e}; connecting without proxy", cfg.name);
+            tracing::error!(
+                "[lark] [{}] client: {e}; connecting without proxy",
+                cfg.name
+            );
             Client::builder(&cfg.app_id, cfg.app_secret.expose())
                 .domain(Domain::parse(&cfg.domain).unwrap_or_else(|_| Domain::feishu()))
                 .build()
@@ -122,7 +125,7 @@ impl AccountRuntime {
         let queue_limit = cfg.queue_limit;
         Arc::new_cyclic(|me: &Weak<AccountRuntime>| {
             let me = me.clone();
-            let runner: crate::session::conversations_runner::Runner<TurnJob> =
+            let runner: crate::session::Runner<TurnJob> =
                 Arc::new(move |job: TurnJob, cancel: CancellationToken| {
                     let me = me.clone();
                     Box::pin(async move {
@@ -193,15 +196,20 @@ impl AccountRuntime {
     }
 
     /// The HTTP route receiving this account's webhook events.
-    pub(crate) fn webhook_router(&self) -> axum::Router {
+    pub(crate) fn webhook_router(&self, max_body_bytes: usize) -> axum::Router {
         let opts = lark_client::webhook::WebhookOptions {
             path: self.cfg.webhook_path.clone(),
-            encrypt_key: self.cfg.encrypt_key.as_ref().map(|s| s.expose().to_string()),
+            encrypt_key: self
+                .cfg
+                .encrypt_key
+                .as_ref()
+                .map(|s| s.expose().to_string()),
             verification_token: self
                 .cfg
                 .verification_token
                 .as_ref()
                 .map(|s| s.expose().to_string()),
+            max_body_bytes,
             ..Default::default()
         };
         lark_client::webhook::router(opts, self.webhook_tx.clone())
@@ -229,7 +237,12 @@ impl AccountRuntime {
     pub async fn wait_settled(&self) {
         let mut rx = self.state.subscribe();
         let _ = rx
-            .wait_for(|s| matches!(s, AccountState::Ready | AccountState::Failed(_) | AccountState::Stopped))
+            .wait_for(|s| {
+                matches!(
+                    s,
+                    AccountState::Ready | AccountState::Failed(_) | AccountState::Stopped
+                )
+            })
             .await;
     }
 
@@ -273,7 +286,8 @@ impl AccountRuntime {
         self.outbound.close_orphan_cards().await;
         let deliveries = match self.cfg.mode {
             Mode::Websocket => {
-                let (rx, health) = WsClient::new(self.client.clone(), ws).start(self.shutdown.clone());
+                let (rx, health) =
+                    WsClient::new(self.client.clone(), ws).start(self.shutdown.clone());
                 let _ = self.ws_health.set(health.clone());
                 self.clone().watch_connection(health);
                 rx
@@ -281,7 +295,11 @@ impl AccountRuntime {
             Mode::Webhook => match self.webhook.lock().await.take() {
                 Some(rx) => {
                     self.set_state(AccountState::Ready);
-                    tracing::info!("[lark] [{}] ready: webhook at {}", self.cfg.name, self.cfg.webhook_path);
+                    tracing::info!(
+                        "[lark] [{}] ready: webhook at {}",
+                        self.cfg.name,
+                        self.cfg.webhook_path
+                    );
                     rx
                 }
                 None => return,
@@ -299,22 +317,34 @@ impl AccountRuntime {
         loop {
             match self.client.bot_info().await {
                 Ok(info) => {
-                    let _ = store.kv_set(&self.cfg.name, "bot_open_id", &info.open_id).await;
-                    let _ = store.kv_set(&self.cfg.name, "bot_name", &info.app_name).await;
+                    let _ = store
+                        .kv_set(&self.cfg.name, "bot_open_id", &info.open_id)
+                        .await;
+                    let _ = store
+                        .kv_set(&self.cfg.name, "bot_name", &info.app_name)
+                        .await;
                     self.remember_bot(info.open_id, info.app_name);
                     return true;
                 }
                 Err(e) => {
                     let why = diagnose::explain(&e);
                     if !diagnose::needs_operator(&e) {
-                        if let Ok(Some(open_id)) = store.kv_get(&self.cfg.name, "bot_open_id").await {
-                            let name = store.kv_get(&self.cfg.name, "bot_name").await.ok().flatten();
+                        if let Ok(Some(open_id)) = store.kv_get(&self.cfg.name, "bot_open_id").await
+                        {
+                            let name = store
+                                .kv_get(&self.cfg.name, "bot_name")
+                                .await
+                                .ok()
+                                .flatten();
                             tracing::warn!("[lark] [{}] bot info unavailable ({why}); using the last known identity", self.cfg.name);
                             self.remember_bot(open_id, name.unwrap_or_default());
                             return true;
                         }
                     }
-                    tracing::error!("[lark] [{}] cannot start: {why}; retrying in {delay:?}", self.cfg.name);
+                    tracing::error!(
+                        "[lark] [{}] cannot start: {why}; retrying in {delay:?}",
+                        self.cfg.name
+                    );
                     self.set_state(if diagnose::needs_operator(&e) {
                         AccountState::Failed(why)
                     } else {
@@ -347,7 +377,10 @@ impl AccountRuntime {
                     self.log_transition(&h);
                     last = Some(h.state);
                 }
-                if matches!(h.state, lark_client::WsState::Stopped | lark_client::WsState::Failed) {
+                if matches!(
+                    h.state,
+                    lark_client::WsState::Stopped | lark_client::WsState::Failed
+                ) {
                     break;
                 }
                 let state = h.state;

@@ -30,7 +30,11 @@ pub(crate) async fn handle(rt: &Arc<AccountRuntime>, env: &Envelope) -> Vec<u8> 
         return CardActionResponse::default().to_json();
     };
     let Some(turn) = lark_wire::card::stop_action_turn(&action.action.value) else {
-        tracing::debug!("[lark] [{}] card action not for us: {}", rt.cfg.name, action.action.value);
+        tracing::debug!(
+            "[lark] [{}] card action not for us: {}",
+            rt.cfg.name,
+            action.action.value
+        );
         return CardActionResponse::default().to_json();
     };
     let (p2p, session) = parse_turn(turn);
@@ -38,7 +42,10 @@ pub(crate) async fn handle(rt: &Arc<AccountRuntime>, env: &Envelope) -> Vec<u8> 
     // Only the person in a 1:1 chat sees its card; in groups, anyone the bot
     // would answer there may stop it.
     if !p2p && !may_stop(rt, operator, &action.open_chat_id) {
-        tracing::info!("[lark] [{}] {operator} pressed Stop but may not talk to the bot here", rt.cfg.name);
+        tracing::info!(
+            "[lark] [{}] {operator} pressed Stop but may not talk to the bot here",
+            rt.cfg.name
+        );
         return toast("warning", "You cannot stop this reply.");
     }
     let out = rt.conversations().stop(session);
@@ -85,7 +92,10 @@ mod tests {
     #[test]
     fn turn_round_trip() {
         assert_eq!(parse_turn(&stop_turn(true, "oc_1")), (true, "oc_1"));
-        assert_eq!(parse_turn(&stop_turn(false, "oc_1/omt_2#ou_3")), (false, "oc_1/omt_2#ou_3"));
+        assert_eq!(
+            parse_turn(&stop_turn(false, "oc_1/omt_2#ou_3")),
+            (false, "oc_1/omt_2#ou_3")
+        );
         assert_eq!(parse_turn("oc_legacy"), (false, "oc_legacy"));
     }
 }

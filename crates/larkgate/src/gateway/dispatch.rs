@@ -11,7 +11,8 @@ use super::account::{now_ms, AccountRuntime};
 use super::turn::TurnJob;
 use crate::inbound::{normalize, Normalized};
 use crate::policy::{self, pairing, Decision, MessageFacts};
-use crate::session::{self, help_text, parse_command, Command, Place, Submitted};
+use crate::session::commands::help_text;
+use crate::session::{self, parse_command, Command, Place, Submitted};
 use crate::store::{InboundState, NewInbound, PairingOutcome};
 
 /// Handles a freshly recorded event.
@@ -24,12 +25,19 @@ pub(crate) async fn replay_unfinished(rt: &Arc<AccountRuntime>) {
     let rows = match rt.shared.store.unfinished_inbound(&rt.cfg.name).await {
         Ok(rows) => rows,
         Err(e) => {
-            tracing::error!("[lark] [{}] cannot read unfinished messages: {e}", rt.cfg.name);
+            tracing::error!(
+                "[lark] [{}] cannot read unfinished messages: {e}",
+                rt.cfg.name
+            );
             return;
         }
     };
     if !rows.is_empty() {
-        tracing::info!("[lark] [{}] resuming {} unfinished event(s)", rt.cfg.name, rows.len());
+        tracing::info!(
+            "[lark] [{}] resuming {} unfinished event(s)",
+            rt.cfg.name,
+            rows.len()
+        );
     }
     for row in rows {
         handle(rt, row.id, &row.payload, row.received_at_ms).await;
@@ -64,7 +72,10 @@ async fn handle(rt: &Arc<AccountRuntime>, id: i64, payload: &str, received_at_ms
             set_state(rt, id, InboundState::Done).await;
         }
         other => {
-            tracing::debug!("[lark] [{name}] event {} needs no answer", env.header.event_type);
+            tracing::debug!(
+                "[lark] [{name}] event {} needs no answer",
+                env.header.event_type
+            );
             drop(other);
             set_state(rt, id, InboundState::Done).await;
         }
@@ -167,7 +178,10 @@ async fn enqueue(rt: &Arc<AccountRuntime>, id: i64, n: Normalized, received_at_m
         Submitted::Running | Submitted::Queued { .. } => {}
         Submitted::Full(job) => {
             let name = rt.cfg.name.as_str();
-            tracing::warn!("[lark] [{name}] session {key} is full; telling {} to wait", job.message.sender_open_id);
+            tracing::warn!(
+                "[lark] [{name}] session {key} is full; telling {} to wait",
+                job.message.sender_open_id
+            );
             rt.shared.metrics.events_dropped.inc(&[name, "queue_full"]);
             let text = format!(
                 "I'm still working on {} earlier message(s) here. Please wait for my reply and send this again.",
@@ -185,7 +199,10 @@ async fn enqueue(rt: &Arc<AccountRuntime>, id: i64, n: Normalized, received_at_m
 pub(crate) async fn notice(rt: &AccountRuntime, message_id: &str, text: &str) {
     let uuid = crate::render::part_uuid(&format!("{message_id}:notice"), 0);
     if let Err(e) = rt.outbound.notice(message_id, text, &uuid).await {
-        tracing::warn!("[lark] [{}] could not reply to {message_id}: {e}", rt.cfg.name);
+        tracing::warn!(
+            "[lark] [{}] could not reply to {message_id}: {e}",
+            rt.cfg.name
+        );
     }
 }
 
@@ -250,7 +267,14 @@ async fn pair(rt: &Arc<AccountRuntime>, id: i64, n: &Normalized) {
     for _ in 0..3 {
         let code = pairing::generate_code();
         match store
-            .create_pairing(name, &n.sender_open_id, &code, now_ms(), ttl, pairing::MAX_PENDING as i64)
+            .create_pairing(
+                name,
+                &n.sender_open_id,
+                &code,
+                now_ms(),
+                ttl,
+                pairing::MAX_PENDING,
+            )
             .await
         {
             Ok(o) => {
@@ -273,7 +297,10 @@ async fn pair(rt: &Arc<AccountRuntime>, id: i64, n: &Normalized) {
             pairing::code_message(&p.code, &n.sender_open_id)
         }
         Some(PairingOutcome::TooMany) => {
-            tracing::warn!("[lark] [{name}] pairing request from {} refused: too many pending", n.sender_open_id);
+            tracing::warn!(
+                "[lark] [{name}] pairing request from {} refused: too many pending",
+                n.sender_open_id
+            );
             pairing::too_many_message()
         }
         None => return set_state(rt, id, InboundState::Failed("pairing store error".into())).await,

@@ -117,7 +117,10 @@ async fn process(rt: &Arc<AccountRuntime>, batch: &mut Vec<Delivery>) {
             }
             Parsed::Malformed(why) => {
                 // It can never be processed; acking stops the redelivery loop.
-                tracing::warn!("[lark] [{name}] dropped a malformed event ({} bytes): {why}", d.payload.len());
+                tracing::warn!(
+                    "[lark] [{name}] dropped a malformed event ({} bytes): {why}",
+                    d.payload.len()
+                );
                 metrics.events_dropped.inc(&[name, "malformed"]);
                 finish_ack(rt, d, None);
             }
@@ -152,7 +155,10 @@ async fn process(rt: &Arc<AccountRuntime>, batch: &mut Vec<Delivery>) {
             InsertOutcome::Inserted(id) => super::dispatch::dispatch(rt, id, row).await,
             InsertOutcome::Duplicate => {
                 metrics.events_deduplicated.inc(&[name]);
-                tracing::debug!("[lark] [{name}] duplicate delivery of {} dropped", row.event_id);
+                tracing::debug!(
+                    "[lark] [{name}] duplicate delivery of {} dropped",
+                    row.event_id
+                );
             }
         }
     }

@@ -24,7 +24,7 @@ use crate::agent::{self, Agent};
 use crate::config::{Config, Mode};
 use crate::store::{self, Store};
 
-pub use account::{AccountRuntime, AccountState, AccountStatus};
+pub use account::{now_ms, AccountRuntime, AccountState, AccountStatus, BotIdentity};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +50,9 @@ pub enum RunError {
         source: std::io::Error,
     },
     /// No account is enabled.
-    #[error("no enabled account: set channels.lark.appId/appSecret (or LARK_APP_ID/LARK_APP_SECRET)")]
+    #[error(
+        "no enabled account: set channels.lark.appId/appSecret (or LARK_APP_ID/LARK_APP_SECRET)"
+    )]
     NoAccounts,
 }
 
@@ -70,8 +72,19 @@ pub(crate) struct Shared {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub agents: BTreeMap<String, Arc<dyn Agent>>,
+    pub agent_configs: BTreeMap<String, crate::agent::AgentConfig>,
     pub media_dir: PathBuf,
     pub started: std::time::Instant,
+}
+
+impl Shared {
+    /// URL prefixes the agent `name` may ask the gateway to fetch.
+    pub fn media_allowlist(&self, name: &str) -> Vec<String> {
+        self.agent_configs
+            .get(name)
+            .and_then(|c| c.media_url_allowlist.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// A running gateway.
@@ -81,6 +94,7 @@ pub struct Gateway {
     shutdown: CancellationToken,
     tasks: tokio_util::task::TaskTracker,
     webhook_addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
     drain_timeout: Duration,
 }
 
@@ -122,6 +136,26 @@ fn default_media_dir(config: &Config) -> PathBuf {
     base.join("media")
 }
 
+/// Binds `addr` and serves `app` until shutdown; returns the bound address.
+async fn serve(
+    tasks: &tokio_util::task::TaskTracker,
+    addr: SocketAddr,
+    app: axum::Router,
+    shutdown: &CancellationToken,
+) -> Result<SocketAddr, RunError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Listen { addr, source })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+    });
+    Ok(bound)
+}
+
 /// Starts every enabled account and the listeners; returns once each account
 /// has been started (connections keep healing in the background).
 pub async fn start(
@@ -129,7 +163,12 @@ pub async fn start(
     opts: RunOptions,
     shutdown: CancellationToken,
 ) -> Result<Gateway, RunError> {
-    let enabled: Vec<_> = config.accounts.iter().filter(|a| a.enabled).cloned().collect();
+    let enabled: Vec<_> = config
+        .accounts
+        .iter()
+        .filter(|a| a.enabled)
+        .cloned()
+        .collect();
     if enabled.is_empty() {
         return Err(RunError::NoAccounts);
     }
@@ -138,7 +177,11 @@ pub async fn start(
         store,
         metrics: Arc::new(Metrics::new()),
         agents: build_agents(&config)?,
-        media_dir: opts.media_dir.clone().unwrap_or_else(|| default_media_dir(&config)),
+        agent_configs: config.agents.clone(),
+        media_dir: opts
+            .media_dir
+            .clone()
+            .unwrap_or_else(|| default_media_dir(&config)),
         started: std::time::Instant::now(),
     });
     let tasks = tokio_util::task::TaskTracker::new();
@@ -147,28 +190,32 @@ pub async fn start(
     for cfg in enabled {
         let rt = AccountRuntime::new(cfg, shared.clone(), shutdown.child_token());
         if rt.cfg.mode == Mode::Webhook {
-            webhook_routes = webhook_routes.merge(rt.webhook_router());
+            webhook_routes = webhook_routes.merge(rt.webhook_router(config.webhook.max_body_bytes));
         }
         accounts.push(rt);
     }
     let webhook_addr = if accounts.iter().any(|a| a.cfg.mode == Mode::Webhook) {
-        let listener = tokio::net::TcpListener::bind(config.webhook.listen)
-            .await
-            .map_err(|source| RunError::Listen {
-                addr: config.webhook.listen,
-                source,
-            })?;
-        let addr = listener.local_addr().ok();
-        let stop = shutdown.clone();
-        let app = webhook_routes.layer(axum::extract::DefaultBodyLimit::max(
-            config.webhook.max_body_bytes,
-        ));
-        tasks.spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-        });
-        addr
+        Some(serve(&tasks, config.webhook.listen, webhook_routes, &shutdown).await?)
+    } else {
+        None
+    };
+    let admin_addr = if config.admin.enabled {
+        let state = crate::admin::http::AdminState {
+            accounts: accounts.clone(),
+            store: shared.store.clone(),
+            metrics: shared.metrics.clone(),
+            token: config.admin.token.clone(),
+            started: shared.started,
+        };
+        Some(
+            serve(
+                &tasks,
+                config.admin.listen,
+                crate::admin::http::router(state),
+                &shutdown,
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -181,6 +228,7 @@ pub async fn start(
         shutdown,
         tasks,
         webhook_addr,
+        admin_addr,
         drain_timeout: opts.drain_timeout.unwrap_or(Duration::from_secs(10)),
     })
 }
@@ -204,6 +252,11 @@ impl Gateway {
     /// Where the webhook listener is bound, when an account uses webhooks.
     pub fn webhook_addr(&self) -> Option<SocketAddr> {
         self.webhook_addr
+    }
+
+    /// Where the admin listener is bound, when enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// Since start.
@@ -232,7 +285,10 @@ impl Gateway {
         })
         .await;
         if drained.is_err() {
-            tracing::warn!("shutdown: turns still running after {:?}; interrupting them", self.drain_timeout);
+            tracing::warn!(
+                "shutdown: turns still running after {:?}; interrupting them",
+                self.drain_timeout
+            );
             for a in &self.accounts {
                 a.interrupt_all().await;
             }
@@ -246,7 +302,11 @@ impl Gateway {
 }
 
 /// Starts the gateway and serves until `shutdown` fires, then stops gracefully.
-pub async fn run(config: Config, opts: RunOptions, shutdown: CancellationToken) -> Result<(), RunError> {
+pub async fn run(
+    config: Config,
+    opts: RunOptions,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
     let gw = start(config, opts, shutdown.clone()).await?;
     shutdown.cancelled().await;
     tracing::info!("shutting down");

@@ -48,12 +48,21 @@ pub(crate) async fn execute(rt: &Arc<AccountRuntime>, job: TurnJob, cancel: Canc
 
     let (text, attachments) = gather_input(rt, n).await;
     let history = store
-        .history(&name, &job.session_key, job.generation, rt.cfg.history_limit as i64)
+        .history(
+            &name,
+            &job.session_key,
+            job.generation,
+            rt.cfg.history_limit,
+        )
         .await
         .unwrap_or_default()
         .into_iter()
         .map(|(role, text)| HistoryTurn {
-            role: if role == "assistant" { Role::Assistant } else { Role::User },
+            role: if role == "assistant" {
+                Role::Assistant
+            } else {
+                Role::User
+            },
             text,
         })
         .collect();
@@ -74,9 +83,12 @@ pub(crate) async fn execute(rt: &Arc<AccountRuntime>, job: TurnJob, cancel: Canc
             .or_else(|| rt.cfg.system_prompt.clone()),
     };
     let plan = ReplyPlan {
-        mode: group.and_then(|g| g.reply_mode).unwrap_or(rt.cfg.reply_mode),
+        mode: group
+            .and_then(|g| g.reply_mode)
+            .unwrap_or(rt.cfg.reply_mode),
         p2p: n.p2p,
         reply_to: n.message_id.clone(),
+        chat_id: n.chat_id.clone(),
         reply_in_thread: group
             .and_then(|g| g.reply_in_thread)
             .unwrap_or(rt.cfg.reply_in_thread),
@@ -84,6 +96,7 @@ pub(crate) async fn execute(rt: &Arc<AccountRuntime>, job: TurnJob, cancel: Canc
         inbound_id: job.inbound_id,
         mentions: n.mentioned.clone(),
         stop_turn: Some(super::cards::stop_turn(n.p2p, &job.session_key)),
+        media_allowlist: rt.shared.media_allowlist(&agent_name),
     };
     let (tx, rx) = mpsc::channel(64);
     let agent_run = agent.run(request, cancel.clone(), tx);
@@ -95,7 +108,14 @@ pub(crate) async fn execute(rt: &Arc<AccountRuntime>, job: TurnJob, cancel: Canc
         .await;
     if !report.text.is_empty() {
         let _ = store
-            .append_turn(&name, &job.session_key, job.generation, "assistant", &report.text, now)
+            .append_turn(
+                &name,
+                &job.session_key,
+                job.generation,
+                "assistant",
+                &report.text,
+                now,
+            )
             .await;
     }
     stop_typing(rt, &n.message_id, typing).await;
@@ -117,13 +137,20 @@ pub(crate) async fn execute(rt: &Arc<AccountRuntime>, job: TurnJob, cancel: Canc
         Ok(()) => ("ok", InboundState::Done),
         Err(e) if e.kind == AgentErrorKind::Cancelled => {
             if rt.shutting_down.load(Ordering::SeqCst) {
-                ("cancelled", InboundState::Failed("interrupted by shutdown".into()))
+                (
+                    "cancelled",
+                    InboundState::Failed("interrupted by shutdown".into()),
+                )
             } else {
                 ("cancelled", InboundState::Done)
             }
         }
         Err(e) => {
-            tracing::warn!("[lark] [{name}] agent {agent_name} failed on {}: {}", n.message_id, e.message);
+            tracing::warn!(
+                "[lark] [{name}] agent {agent_name} failed on {}: {}",
+                n.message_id,
+                e.message
+            );
             ("error", InboundState::Failed(e.message.clone()))
         }
     };
@@ -132,7 +159,10 @@ pub(crate) async fn execute(rt: &Arc<AccountRuntime>, job: TurnJob, cancel: Canc
 }
 
 /// Adds the typing reaction in the background; resolves to its id.
-fn start_typing(rt: &Arc<AccountRuntime>, message_id: &str) -> Option<tokio::task::JoinHandle<Option<String>>> {
+fn start_typing(
+    rt: &Arc<AccountRuntime>,
+    message_id: &str,
+) -> Option<tokio::task::JoinHandle<Option<String>>> {
     if !rt.cfg.typing_indicator {
         return None;
     }
@@ -159,7 +189,10 @@ async fn stop_typing(
     let Some(handle) = typing else { return };
     if let Ok(Some(reaction_id)) = handle.await {
         if let Err(e) = rt.client.delete_reaction(message_id, &reaction_id).await {
-            tracing::debug!("[lark] [{}] removing typing reaction failed: {e}", rt.cfg.name);
+            tracing::debug!(
+                "[lark] [{}] removing typing reaction failed: {e}",
+                rt.cfg.name
+            );
         }
     }
 }
@@ -217,7 +250,12 @@ async fn forwarded_text(rt: &AccountRuntime, message_id: &str) -> Option<String>
     Some(lines.join("\n"))
 }
 
-fn append_children(items: &[lark_client::MessageInfo], upper: &str, depth: usize, lines: &mut Vec<String>) {
+fn append_children(
+    items: &[lark_client::MessageInfo],
+    upper: &str,
+    depth: usize,
+    lines: &mut Vec<String>,
+) {
     if depth >= FORWARD_DEPTH {
         return;
     }
@@ -230,7 +268,7 @@ fn append_children(items: &[lark_client::MessageInfo], upper: &str, depth: usize
             return;
         }
         let (body, _) = render_content(&item.msg_type, &item.content);
-        let who = item.sender_id.clone().unwrap_or_default();
+        let who = item.sender_id.clone();
         let indent = "  ".repeat(depth);
         lines.push(format!("{indent}- {who}: {}", body.replace('\n', " ")));
         if item.msg_type == "merge_forward" {
@@ -239,7 +277,11 @@ fn append_children(items: &[lark_client::MessageInfo], upper: &str, depth: usize
     }
 }
 
-async fn download(rt: &AccountRuntime, message_id: &str, media: &MediaRef) -> Result<Attachment, String> {
+async fn download(
+    rt: &AccountRuntime,
+    message_id: &str,
+    media: &MediaRef,
+) -> Result<Attachment, String> {
     let dir: PathBuf = rt.shared.media_dir.join(&rt.cfg.name).join(message_id);
     tokio::fs::create_dir_all(&dir)
         .await
@@ -264,6 +306,7 @@ async fn download(rt: &AccountRuntime, message_id: &str, media: &MediaRef) -> Re
         path,
         name: got.file_name.unwrap_or(file_name),
         mime: got.content_type,
+        transcript: None,
     })
 }
 

@@ -149,44 +149,12 @@ fn decide_group(account: &AccountConfig, msg: &MessageFacts<'_>) -> Decision {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::config::{GroupConfig, Mode, ReplyMode, SessionScope};
+    use crate::config::GroupConfig;
     use crate::secret::Secret;
 
     /// An account with the documented defaults, for tests across the crate.
     pub(crate) fn account() -> AccountConfig {
-        AccountConfig {
-            name: "default".into(),
-            enabled: true,
-            app_id: "cli_0123456789abcdef".into(),
-            app_secret: Secret::new("s"),
-            bot_name: None,
-            domain: "feishu".into(),
-            mode: Mode::Websocket,
-            encrypt_key: None,
-            verification_token: None,
-            webhook_path: "/lark/webhook".into(),
-            dm_policy: DmPolicy::Pairing,
-            allow_from: vec![],
-            group_policy: GroupPolicy::Allowlist,
-            group_allow_from: vec![],
-            groups: Default::default(),
-            require_mention: true,
-            mention_all: false,
-            allow_bots: false,
-            session_scope: SessionScope::Chat,
-            agent: "echo".into(),
-            system_prompt: None,
-            reply_mode: ReplyMode::Auto,
-            reply_in_thread: false,
-            typing_indicator: true,
-            typing_emoji: "Typing".into(),
-            history_limit: 40,
-            queue_limit: 10,
-            stale_after_secs: 1800,
-            stream_interval_ms: 100,
-            media_max_bytes: 20 << 20,
-            proxy: None,
-        }
+        AccountConfig::new("default", "cli_0123456789abcdef", Secret::new("s"))
     }
 
     fn dm(sender: &str) -> MessageFacts<'_> {

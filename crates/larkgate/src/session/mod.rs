@@ -10,7 +10,7 @@ pub mod commands;
 mod conversations;
 
 pub use commands::{parse_command, Command};
-pub use conversations::{Conversations, SessionStatus, StopOutcome, Submitted};
+pub use conversations::{Conversations, Runner, SessionStatus, StopOutcome, Submitted};
 
 use crate::config::SessionScope;
 

@@ -25,10 +25,15 @@
 //!   Replies stay single because every sent part is recorded by the `uuid`
 //!   derived for it ([`Store::record_sent`]); ids are never reused, even
 //!   after pruning, so derived uuids never collide.
-//! - **One implementation, two databases.** [`SqlStore`] runs on
-//!   `sqlx::AnyPool` with queries written once (`$1` placeholders work on
+//! - **One implementation, two databases.** [`SqlStore`] runs on sqlx's
+//!   `Any` driver with queries written once (`$1` placeholders work on
 //!   both); only the migrations differ (`migrations/sqlite`,
-//!   `migrations/postgres`). SQLite runs in WAL mode with
+//!   `migrations/postgres`), and the batch insert learns its new ids from
+//!   `RETURNING` on PostgreSQL but from one `last_insert_rowid(), changes()`
+//!   row on SQLite (sqlx hands SQLite rows over one message each, which
+//!   cost more than the insert). PostgreSQL gets a pool, so several
+//!   instances can share it; SQLite gets one owned connection (SQLite has
+//!   one writer anyway, and a pool cost more CPU per query than the query). SQLite runs in WAL mode with
 //!   `synchronous=NORMAL`: a committed write survives a process crash (the
 //!   case this module exists for); on power loss the last commits may roll
 //!   back. All times are `i64` unix milliseconds, passed in by the caller so

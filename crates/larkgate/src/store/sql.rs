@@ -1,5 +1,6 @@
-//! [`SqlStore`]: the [`Store`] over `sqlx::AnyPool`, for SQLite and
-//! PostgreSQL alike.
+//! [`SqlStore`]: the [`Store`] over sqlx's `Any` driver, for SQLite and
+//! PostgreSQL alike: the same queries, a pool for PostgreSQL, one owned
+//! connection for SQLite (see [`Handle`]).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::{Deref, DerefMut};
@@ -368,7 +369,12 @@ async fn open_sqlite(url: &str) -> Result<AnyConnection, StoreError> {
         |name: &str| params.is_some_and(|p| p.split('&').any(|kv| kv.starts_with(name)));
     let in_memory = path == ":memory:" || has_param("mode=memory");
     if !in_memory && !path.is_empty() {
-        if let Some(dir) = Path::new(path)
+        // sqlx percent-decodes the path; so must the directory we create.
+        let decoded = path
+            .replace("%3F", "?")
+            .replace("%23", "#")
+            .replace("%25", "%");
+        if let Some(dir) = Path::new(&decoded)
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
         {

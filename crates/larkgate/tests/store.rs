@@ -710,7 +710,8 @@ async fn sent_parts_by_uuid(db: &TestDb) {
 async fn open_cards_until_closed(db: &TestDb) {
     let s = &db.store;
     s.open_card("a", 7, "card_1", "om_1", 10).await.unwrap();
-    s.open_card("a", 8, "card_2", "om_2", 20).await.unwrap();
+    s.open_card("a", 8, "card_2", "", 20).await.unwrap();
+    s.open_card("a", 99, "card_2", "om_2", 21).await.unwrap();
     s.open_card("b", 9, "card_3", "om_3", 30).await.unwrap();
     s.close_card("card_1").await.unwrap();
     s.close_card("card_unknown").await.unwrap();

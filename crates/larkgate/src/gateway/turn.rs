@@ -88,6 +88,7 @@ pub(crate) async fn execute(rt: &Arc<AccountRuntime>, job: TurnJob, cancel: Canc
             .unwrap_or(rt.cfg.reply_mode),
         p2p: n.p2p,
         reply_to: n.message_id.clone(),
+        chat_id: n.chat_id.clone(),
         reply_in_thread: group
             .and_then(|g| g.reply_in_thread)
             .unwrap_or(rt.cfg.reply_in_thread),

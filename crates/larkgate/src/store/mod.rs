@@ -387,7 +387,9 @@ pub trait Store: Send + Sync {
         uuid: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, StoreError>>;
 
-    /// Remembers a streaming card until [`Store::close_card`].
+    /// Remembers a streaming card until [`Store::close_card`]. Calling it
+    /// again for the same `card_id` updates only its `message_id` (a card is
+    /// recorded before its message is sent, then given the message's id).
     fn open_card<'a>(
         &'a self,
         account: &'a str,

@@ -862,7 +862,8 @@ impl Store for SqlStore {
         Box::pin(async move {
             sqlx::query(
                 "INSERT INTO open_cards (card_id, account, inbound_id, message_id, created_ms) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (card_id) DO UPDATE SET message_id = excluded.message_id",
             )
             .bind(card_id)
             .bind(account)

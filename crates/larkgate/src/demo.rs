@@ -13,7 +13,6 @@ use crate::config::*;
 use crate::gateway::{self, Gateway, RunOptions};
 use crate::secret::Secret;
 
-
 /// What `larkgate demo` was asked for.
 #[derive(Clone, Debug, Default)]
 pub struct DemoOptions {

@@ -36,6 +36,7 @@ pub fn init(cfg: &LogConfig, verbose: bool, dir: Option<&Path>) -> LogGuard {
     } else {
         fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_target(false)
             .boxed()
     };

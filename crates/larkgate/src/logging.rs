@@ -6,9 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{fmt, EnvFilter, Layer};
+use tracing_subscriber::{fmt, Layer};
 
 use crate::config::{LogConfig, LogFormat};
 
@@ -20,11 +21,15 @@ pub struct LogGuard {
     _file: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
-fn filter(level: &str, verbose: bool) -> EnvFilter {
+/// The level filter: `LARKGATE_LOG` (e.g. `info,larkgate=debug`) wins over
+/// the configured level; `--verbose` means debug.
+fn filter(level: &str, verbose: bool) -> Targets {
     let base = if verbose { "debug" } else { level };
-    EnvFilter::try_from_env("LARKGATE_LOG")
-        .or_else(|_| EnvFilter::try_new(base))
-        .unwrap_or_else(|_| EnvFilter::new("info"))
+    std::env::var("LARKGATE_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .or_else(|| base.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
 }
 
 /// Installs the global subscriber. `dir` receives the daily file when set.

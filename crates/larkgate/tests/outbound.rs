@@ -57,10 +57,7 @@ async fn harness() -> Harness {
 }
 
 async fn harness_with(config: EmulatorConfig) -> Harness {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let emu = Emulator::start(config).await.unwrap();
     let app = emu.default_app();
     let client = Client::builder(&app.app_id, &app.app_secret)

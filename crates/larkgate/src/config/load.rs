@@ -368,7 +368,7 @@ fn read_log(root: &Table<'_>, base_dir: &Path) -> LogConfig {
     let t = root.table("log", &[LOG_KEYS]);
     let level = t.as_ref().and_then(|t| t.string("level"));
     if let (Some(t), Some(level)) = (&t, &level) {
-        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(level) {
+        if let Err(e) = level.parse::<tracing_subscriber::filter::Targets>() {
             t.issues().error(
                 t.key("level"),
                 format!("{level:?} is not a log filter ({e}); use error, warn, info, debug, trace, or e.g. \"info,larkgate=debug\""),

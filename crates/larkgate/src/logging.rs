@@ -48,7 +48,11 @@ pub fn init(cfg: &LogConfig, verbose: bool, dir: Option<&Path>) -> LogGuard {
     let (file_layer, guard) = match dir.and_then(|d| std::fs::create_dir_all(d).ok().map(|_| d)) {
         Some(d) => {
             let appender = tracing_appender::rolling::daily(d, FILE_PREFIX);
-            let (writer, guard) = tracing_appender::non_blocking(appender);
+            // The default buffer holds 128,000 lines, a 4 MB array touched at
+            // start-up; a few thousand lines ride out any burst we log.
+            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .buffered_lines_limit(4096)
+                .finish(appender);
             let layer = if json {
                 fmt::layer().json().with_writer(writer).boxed()
             } else {

@@ -34,6 +34,7 @@ fn batch(size: usize) -> Vec<NewInbound> {
                 chat_id: Some("oc_5ce6d572455d361153b7xx51da133945".into()),
                 payload: PAYLOAD.into(),
                 received_at_ms: 1_700_000_000_000,
+                state: larkgate::store::InboundState::Pending,
             }
         })
         .collect()

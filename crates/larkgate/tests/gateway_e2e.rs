@@ -115,6 +115,15 @@ async fn group_needs_a_mention_by_open_id() {
     let quiet = h.group("oc_g1", "ou_a", "just chatting", false);
     let asked = h.group("oc_g1", "ou_a", "what time is it", true);
     assert!(h.ignored_before(&quiet, &asked).await);
+    // The refused message was recorded once, already final: nothing left to replay.
+    let store = h.gw().store().clone();
+    let pending = store.unfinished_inbound("default").await.unwrap();
+    assert!(
+        pending
+            .iter()
+            .all(|r| r.message_id.as_deref() != Some(&quiet.message_id)),
+        "{pending:?}"
+    );
     let replies = h.replies(&asked).await;
     assert!(replies[0].text.contains("what time is it"));
     assert!(

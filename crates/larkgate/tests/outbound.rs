@@ -998,6 +998,7 @@ async fn close_orphan_cards_closes_cards_left_open() {
             chat_id: None,
             payload: "{}".into(),
             received_at_ms: 1,
+            state: larkgate::store::InboundState::Pending,
         }])
         .await
         .unwrap();

@@ -168,6 +168,7 @@ fn event(account: &str, event_id: &str, message_id: Option<&str>) -> NewInbound 
         chat_id: Some("oc_chat".into()),
         payload: format!(r#"{{"event_id":"{event_id}"}}"#),
         received_at_ms: 1_000,
+        state: larkgate::store::InboundState::Pending,
     }
 }
 

@@ -1,23 +1,93 @@
-//! What happens to a recorded event: messages are normalized, checked
-//! against policy, answered as commands or queued as turns on their session;
-//! other events are logged and closed. Runs in arrival order per account.
+//! What happens to an event: [`plan`] decides from the envelope alone
+//! (normalize, staleness, policy) before the event is recorded, so an event
+//! that needs nothing more is recorded once, already in its final state;
+//! [`carry_out`] then acts on the plan once the record exists: messages are
+//! answered as commands, queued as turns on their session, or get a pairing
+//! code; refusals and other events are logged. Runs in arrival order per
+//! account.
 
 use std::sync::Arc;
 
-use lark_wire::envelope::MessageReceive;
 use lark_wire::{Envelope, Event};
 
 use super::account::{now_ms, AccountRuntime};
 use super::turn::TurnJob;
 use crate::inbound::{normalize, Normalized};
-use crate::policy::{self, pairing, Decision, MessageFacts};
+use crate::policy::{self, pairing, Decision, MessageFacts, Refusal};
 use crate::session::commands::help_text;
 use crate::session::{self, parse_command, Command, Place, Submitted};
-use crate::store::{InboundState, NewInbound, PairingOutcome};
+use crate::store::{InboundState, PairingOutcome};
 
-/// Handles a freshly recorded event.
-pub(crate) async fn dispatch(rt: &Arc<AccountRuntime>, id: i64, row: NewInbound) {
-    handle(rt, id, &row.payload, row.received_at_ms).await;
+/// What to do with an event, decided before it is recorded.
+pub(crate) enum Plan {
+    /// A message to act on after the record: answer it (or, for an unknown
+    /// DM sender under pairing, check approval and maybe send a code).
+    Answer {
+        /// The message.
+        message: Box<Normalized>,
+        /// Policy asked for pairing (the approval lookup comes later).
+        pair: bool,
+    },
+    /// A message not to answer, and why.
+    Refuse {
+        /// The message.
+        message: Box<Normalized>,
+        /// The policy's reason.
+        refusal: Refusal,
+    },
+    /// A message older than the cut-off.
+    Stale {
+        /// The message.
+        message: Box<Normalized>,
+        /// How old it is, in seconds.
+        age_secs: i64,
+    },
+    /// Any other event: logged, nothing to answer.
+    Note(Box<Event>, String),
+}
+
+impl Plan {
+    /// The state the event is recorded in.
+    pub(crate) fn state(&self) -> InboundState {
+        match self {
+            Plan::Answer { .. } => InboundState::Pending,
+            Plan::Refuse { refusal, .. } => InboundState::Dropped(refusal.as_str().into()),
+            Plan::Stale { .. } => InboundState::Dropped("stale".into()),
+            Plan::Note(..) => InboundState::Done,
+        }
+    }
+}
+
+/// Decides what to do with an event (no I/O).
+pub(crate) fn plan(rt: &AccountRuntime, env: &Envelope) -> Plan {
+    match Event::from_envelope(env) {
+        Event::MessageReceived(m) => plan_message(rt, normalize(&m, &rt.bot_open_id())),
+        other => Plan::Note(Box::new(other), env.header.event_type.clone()),
+    }
+}
+
+fn plan_message(rt: &AccountRuntime, n: Normalized) -> Plan {
+    let age_ms = now_ms() - n.create_time_ms;
+    if n.create_time_ms > 0 && age_ms > rt.cfg.stale_after_secs as i64 * 1000 {
+        return Plan::Stale {
+            message: Box::new(n),
+            age_secs: age_ms / 1000,
+        };
+    }
+    match policy::decide(&rt.cfg, &facts(&n), false) {
+        Decision::Allow => Plan::Answer {
+            message: Box::new(n),
+            pair: false,
+        },
+        Decision::Pair => Plan::Answer {
+            message: Box::new(n),
+            pair: true,
+        },
+        Decision::Refuse(refusal) => Plan::Refuse {
+            message: Box::new(n),
+            refusal,
+        },
+    }
 }
 
 /// Handles again what was recorded but not finished before the last stop.
@@ -40,7 +110,13 @@ pub(crate) async fn replay_unfinished(rt: &Arc<AccountRuntime>) {
         );
     }
     for row in rows {
-        handle(rt, row.id, &row.payload, row.received_at_ms).await;
+        match Envelope::parse(row.payload.as_bytes()) {
+            Ok(env) => {
+                let plan = plan(rt, &env);
+                carry_out(rt, row.id, plan, row.received_at_ms, false).await;
+            }
+            Err(e) => set_state(rt, row.id, InboundState::Dropped(format!("malformed: {e}"))).await,
+        }
     }
 }
 
@@ -52,33 +128,68 @@ pub(crate) async fn set_state(rt: &AccountRuntime, id: i64, state: InboundState)
     }
 }
 
-async fn handle(rt: &Arc<AccountRuntime>, id: i64, payload: &str, received_at_ms: i64) {
-    let env = match Envelope::parse(payload.as_bytes()) {
-        Ok(env) => env,
-        Err(e) => return set_state(rt, id, InboundState::Dropped(format!("malformed: {e}"))).await,
-    };
-    let name = &rt.cfg.name;
-    match Event::from_envelope(&env) {
-        Event::MessageReceived(m) => on_message(rt, id, &m, received_at_ms).await,
-        Event::BotAdded(b) => {
+/// Acts on the plan of the recorded event `id`. `recorded_final` says the
+/// row was written in the plan's final state already (a fresh event), so
+/// refusals and notes cost no further write; a replayed row still needs it.
+pub(crate) async fn carry_out(
+    rt: &Arc<AccountRuntime>,
+    id: i64,
+    plan: Plan,
+    received_at_ms: i64,
+    recorded_final: bool,
+) {
+    let name = rt.cfg.name.as_str();
+    let final_state = plan.state();
+    match plan {
+        Plan::Answer { message, pair } => {
+            return answer(rt, id, *message, pair, received_at_ms).await
+        }
+        Plan::Refuse {
+            message: n,
+            refusal,
+        } => {
+            if refusal.is_access_denial() {
+                tracing::info!(
+                    "[lark] [{name}] not answering {} in {}: {} (sender open_id {}; add it to allowFrom/groupAllowFrom to allow)",
+                    n.message_id, n.chat_id, refusal.as_str(), n.sender_open_id
+                );
+            } else {
+                tracing::debug!(
+                    "[lark] [{name}] ignoring {}: {}",
+                    n.message_id,
+                    refusal.as_str()
+                );
+            }
+            rt.shared
+                .metrics
+                .events_dropped
+                .inc(&[name, refusal.as_str()]);
+        }
+        Plan::Stale {
+            message: n,
+            age_secs,
+        } => {
             tracing::info!(
-                "[lark] [{name}] added to chat {} ({}) by {}; it answers there if groupPolicy admits it",
-                b.chat_id, b.name, b.operator_id.open_id
+                "[lark] [{name}] dropping message {} from {}: sent {age_secs} s ago, older than staleAfterSecs ({})",
+                n.message_id, n.sender_open_id, rt.cfg.stale_after_secs
             );
-            set_state(rt, id, InboundState::Done).await;
+            rt.shared.metrics.events_dropped.inc(&[name, "stale"]);
         }
-        Event::BotRemoved(b) => {
-            tracing::info!("[lark] [{name}] removed from chat {}", b.chat_id);
-            set_state(rt, id, InboundState::Done).await;
-        }
-        other => {
-            tracing::debug!(
-                "[lark] [{name}] event {} needs no answer",
-                env.header.event_type
-            );
-            drop(other);
-            set_state(rt, id, InboundState::Done).await;
-        }
+        Plan::Note(event, event_type) => note(name, &event, &event_type),
+    }
+    if !recorded_final {
+        set_state(rt, id, final_state).await;
+    }
+}
+
+fn note(name: &str, event: &Event, event_type: &str) {
+    match event {
+        Event::BotAdded(b) => tracing::info!(
+            "[lark] [{name}] added to chat {} ({}) by {}; it answers there if groupPolicy admits it",
+            b.chat_id, b.name, b.operator_id.open_id
+        ),
+        Event::BotRemoved(b) => tracing::info!("[lark] [{name}] removed from chat {}", b.chat_id),
+        _ => tracing::debug!("[lark] [{name}] event {event_type} needs no answer"),
     }
 }
 
@@ -112,50 +223,22 @@ pub(crate) fn session_key_of(rt: &AccountRuntime, n: &Normalized) -> String {
     )
 }
 
-async fn on_message(rt: &Arc<AccountRuntime>, id: i64, m: &MessageReceive, received_at_ms: i64) {
-    let name = rt.cfg.name.as_str();
-    let n = normalize(m, &rt.bot_open_id());
-    let age_ms = now_ms() - n.create_time_ms;
-    if n.create_time_ms > 0 && age_ms > rt.cfg.stale_after_secs as i64 * 1000 {
-        tracing::info!(
-            "[lark] [{name}] dropping message {} from {}: sent {} s ago, older than staleAfterSecs ({})",
-            n.message_id, n.sender_open_id, age_ms / 1000, rt.cfg.stale_after_secs
-        );
-        rt.shared.metrics.events_dropped.inc(&[name, "stale"]);
-        return set_state(rt, id, InboundState::Dropped("stale".into())).await;
-    }
-    let mut decision = policy::decide(&rt.cfg, &facts(&n), false);
-    if decision == Decision::Pair
+async fn answer(rt: &Arc<AccountRuntime>, id: i64, n: Normalized, pair: bool, received_at_ms: i64) {
+    let approved = pair
         && rt
             .shared
             .store
-            .is_approved(name, &n.sender_open_id)
+            .is_approved(&rt.cfg.name, &n.sender_open_id)
             .await
-            .unwrap_or(false)
-    {
-        decision = Decision::Allow;
+            .unwrap_or(false);
+    if pair && !approved {
+        let rt = rt.clone();
+        tokio::spawn(async move { pair_sender(&rt, id, &n).await });
+        return;
     }
-    match decision {
-        Decision::Refuse(r) => {
-            if r.is_access_denial() {
-                tracing::info!(
-                    "[lark] [{name}] not answering {} in {}: {} (sender open_id {}; add it to allowFrom/groupAllowFrom to allow)",
-                    n.message_id, n.chat_id, r.as_str(), n.sender_open_id
-                );
-            } else {
-                tracing::debug!("[lark] [{name}] ignoring {}: {}", n.message_id, r.as_str());
-            }
-            rt.shared.metrics.events_dropped.inc(&[name, r.as_str()]);
-            set_state(rt, id, InboundState::Dropped(r.as_str().into())).await;
-        }
-        Decision::Pair => {
-            let rt = rt.clone();
-            tokio::spawn(async move { pair(&rt, id, &n).await });
-        }
-        Decision::Allow => match parse_command(&n.text) {
-            Some(cmd) => command(rt, id, n, cmd).await,
-            None => enqueue(rt, id, n, received_at_ms).await,
-        },
+    match parse_command(&n.text) {
+        Some(cmd) => command(rt, id, n, cmd).await,
+        None => enqueue(rt, id, n, received_at_ms).await,
     }
 }
 
@@ -259,7 +342,7 @@ async fn status_text(rt: &AccountRuntime, key: &str, n: &Normalized) -> String {
     )
 }
 
-async fn pair(rt: &Arc<AccountRuntime>, id: i64, n: &Normalized) {
+async fn pair_sender(rt: &Arc<AccountRuntime>, id: i64, n: &Normalized) {
     let name = rt.cfg.name.as_str();
     let store = &rt.shared.store;
     let ttl = pairing::CODE_TTL.as_millis() as i64;

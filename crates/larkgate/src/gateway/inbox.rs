@@ -1,7 +1,12 @@
 //! The durable inbox: every delivery is recorded before it is acked, in
-//! batches (one transaction for whatever arrived together), deduplicated by
+//! batches (one statement for whatever arrived together), deduplicated by
 //! the store's constraints on event_id and message_id, then acked and handed
 //! on in arrival order. Nothing waits for an agent before the ack.
+//!
+//! The plan for each event (normalize, staleness, policy) is made before the
+//! insert, so an event that needs nothing more — a group message that does
+//! not mention the bot, a refused sender, a reaction — is written once,
+//! already final, inside its batch: one write per batch, not per event.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,6 +17,7 @@ use lark_wire::Envelope;
 use tokio::sync::mpsc;
 
 use super::account::{now_ms, AccountRuntime};
+use super::dispatch::Plan;
 use crate::store::{InsertOutcome, NewInbound};
 
 /// Most deliveries recorded in one transaction.
@@ -19,15 +25,15 @@ const MAX_BATCH: usize = 128;
 
 /// What a delivery is, once its envelope is read.
 enum Parsed {
-    /// An event to record.
-    Event(NewInbound),
+    /// An event to record (in the state its plan gives) and act on.
+    Event(NewInbound, Plan),
     /// A card button press: answered at once, never recorded.
     CardAction(Envelope),
     /// Not an event body.
     Malformed(String),
 }
 
-fn parse(account: &str, d: &Delivery) -> Parsed {
+fn parse(rt: &AccountRuntime, d: &Delivery) -> Parsed {
     let env = match Envelope::parse(&d.payload) {
         Ok(env) => env,
         Err(e) => return Parsed::Malformed(e.to_string()),
@@ -35,23 +41,34 @@ fn parse(account: &str, d: &Delivery) -> Parsed {
     if d.card || env.header.event_type == "card.action.trigger" {
         return Parsed::CardAction(env);
     }
-    let message = env.message_receive();
+    let plan = super::dispatch::plan(rt, &env);
+    let (message_id, chat_id) = match &plan {
+        Plan::Answer { message, .. }
+        | Plan::Refuse { message, .. }
+        | Plan::Stale { message, .. } => (
+            Some(message.message_id.clone()),
+            Some(message.chat_id.clone()),
+        ),
+        Plan::Note(..) => (None, None),
+    };
     let event_id = if env.header.event_id.is_empty() {
         // No id to deduplicate on: fall back to a hash of the body, so an
         // identical redelivery is still recognised.
         format!("sha256:{}", short_hash(&d.payload))
     } else {
-        env.header.event_id.clone()
+        env.header.event_id
     };
-    Parsed::Event(NewInbound {
-        account: account.to_string(),
+    let row = NewInbound {
+        account: rt.cfg.name.clone(),
         event_id,
-        message_id: message.as_ref().map(|m| m.message.message_id.clone()),
-        event_type: env.header.event_type.clone(),
-        chat_id: message.map(|m| m.message.chat_id),
+        message_id,
+        event_type: env.header.event_type,
+        chat_id,
         payload: String::from_utf8_lossy(&d.payload).into_owned(),
         received_at_ms: now_ms(),
-    })
+        state: plan.state(),
+    };
+    Parsed::Event(row, plan)
 }
 
 fn short_hash(bytes: &[u8]) -> String {
@@ -103,12 +120,14 @@ async fn process(rt: &Arc<AccountRuntime>, batch: &mut Vec<Delivery>) {
     let metrics = &rt.shared.metrics;
     rt.last_event_ms.store(now_ms(), Ordering::Relaxed);
     let mut rows = Vec::with_capacity(batch.len());
+    let mut plans = Vec::with_capacity(batch.len());
     let mut waiting = Vec::with_capacity(batch.len());
     for d in batch.drain(..) {
         metrics.events_received.inc(&[name, source_label(d.source)]);
-        match parse(name, &d) {
-            Parsed::Event(row) => {
+        match parse(rt, &d) {
+            Parsed::Event(row, plan) => {
                 rows.push(row);
+                plans.push(plan);
                 waiting.push(d);
             }
             Parsed::CardAction(env) => {
@@ -150,9 +169,11 @@ async fn process(rt: &Arc<AccountRuntime>, batch: &mut Vec<Delivery>) {
     for d in waiting {
         finish_ack(rt, d, None);
     }
-    for (row, outcome) in rows.into_iter().zip(outcomes) {
+    for ((row, plan), outcome) in rows.into_iter().zip(plans).zip(outcomes) {
         match outcome {
-            InsertOutcome::Inserted(id) => super::dispatch::dispatch(rt, id, row).await,
+            InsertOutcome::Inserted(id) => {
+                super::dispatch::carry_out(rt, id, plan, row.received_at_ms, true).await
+            }
             InsertOutcome::Duplicate => {
                 metrics.events_deduplicated.inc(&[name]);
                 tracing::debug!(

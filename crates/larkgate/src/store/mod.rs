@@ -105,12 +105,17 @@ pub struct NewInbound {
     pub payload: String,
     /// When it arrived (unix ms).
     pub received_at_ms: i64,
+    /// The state it is recorded in: `Pending` when it still has to be
+    /// handled, or already final when the gateway decided at receipt (a
+    /// message refused by policy, an event that needs no answer), so that
+    /// such an event costs one write, in its batch.
+    pub state: InboundState,
 }
 
 /// What became of one event of [`Store::insert_inbound`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InsertOutcome {
-    /// New: stored with this id (state `Pending`).
+    /// New: stored with this id (in the state it was given).
     Inserted(i64),
     /// Seen before (same event_id or message_id for the account, in the store
     /// or earlier in the same batch): ack it and drop it.

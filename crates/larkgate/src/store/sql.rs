@@ -23,7 +23,7 @@ static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Columns written per inbox row.
-const INBOUND_COLUMNS: usize = 7;
+const INBOUND_COLUMNS: usize = 9;
 
 /// Rows per multi-row insert: 7 × 256 parameters stays far below the limits
 /// of SQLite (32 766) and PostgreSQL (65 535).
@@ -198,7 +198,9 @@ impl SqlStore {
                 .bind(e.event_type.as_str())
                 .bind(e.chat_id.as_deref())
                 .bind(e.payload.as_str())
-                .bind(e.received_at_ms);
+                .bind(e.received_at_ms)
+                .bind(e.state.name())
+                .bind(e.state.reason());
         }
         let rows = query.fetch_all(&mut *conn).await?;
         let inserted = match self.backend {
@@ -433,7 +435,7 @@ fn insert_sql(backend: Backend, n: usize) -> String {
     let mut sql = String::with_capacity(120 + n * 40);
     sql.push_str(
         "INSERT INTO inbound (account, event_id, message_id, event_type, chat_id, payload, \
-         received_at_ms) VALUES ",
+         received_at_ms, state, reason) VALUES ",
     );
     for row in 0..n {
         if row > 0 {
@@ -951,16 +953,17 @@ mod tests {
             chat_id: None,
             payload: "{}".into(),
             received_at_ms: 0,
+            state: crate::store::InboundState::Pending,
         }
     }
 
     #[test]
     fn insert_sql_numbers_every_placeholder_once() {
         let sql = insert_sql(Backend::Postgres, 2);
-        assert!(sql.contains("($1,$2,$3,$4,$5,$6,$7),($8,$9,$10,$11,$12,$13,$14)"));
-        assert!(!sql.contains("$15"));
+        assert!(sql.contains("($1,$2,$3,$4,$5,$6,$7,$8,$9),($10,$11,$12,$13,$14,$15,$16,$17,$18)"));
+        assert!(!sql.contains("$19"));
         let sql = insert_sql(Backend::Sqlite, 2);
-        assert!(sql.contains("(?,?,?,?,?,?,?),(?,?,?,?,?,?,?) ON CONFLICT"));
+        assert!(sql.contains("(?,?,?,?,?,?,?,?,?),(?,?,?,?,?,?,?,?,?) ON CONFLICT"));
     }
 
     #[test]

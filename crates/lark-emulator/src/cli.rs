@@ -77,21 +77,27 @@ control API:
     )
 }
 
-/// Runs the emulator from command-line flags until Ctrl-C.
-pub async fn run_cli(args: Vec<String>) -> Result<(), String> {
-    let cfg = parse_args(&args)?;
-    let emu = Emulator::start(cfg).await.map_err(|e| e.to_string())?;
-    // Listen before telling anyone we are up, so an early Ctrl-C is caught.
+/// Prints `banner` once Ctrl-C is being listened for (so an early Ctrl-C is
+/// caught), then waits for it.
+pub async fn announce_then_wait_for_interrupt(banner: &str) -> Result<(), String> {
     #[cfg(unix)]
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| format!("listening for Ctrl-C: {e}"))?;
-    println!("{}", banner(&emu));
+    println!("{banner}");
     #[cfg(unix)]
     interrupt.recv().await;
     #[cfg(not(unix))]
     tokio::signal::ctrl_c()
         .await
         .map_err(|e| format!("waiting for Ctrl-C: {e}"))?;
+    Ok(())
+}
+
+/// Runs the emulator from command-line flags until Ctrl-C.
+pub async fn run_cli(args: Vec<String>) -> Result<(), String> {
+    let cfg = parse_args(&args)?;
+    let emu = Emulator::start(cfg).await.map_err(|e| e.to_string())?;
+    announce_then_wait_for_interrupt(&banner(&emu)).await?;
     emu.shutdown().await;
     Ok(())
 }

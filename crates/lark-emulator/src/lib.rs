@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-pub use cli::run_cli;
+pub use cli::{announce_then_wait_for_interrupt, run_cli};
 pub use config::{EmulatorConfig, DEFAULT_APP_ID, DEFAULT_APP_SECRET, DEFAULT_BOT_NAME};
 pub use error::Error;
 pub use model::{

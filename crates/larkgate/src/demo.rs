@@ -191,17 +191,7 @@ impl Demo {
 /// `larkgate demo`: start, print the URL, serve until Ctrl-C.
 pub async fn run(opts: DemoOptions) -> Result<(), String> {
     let demo = start(opts).await?;
-    // Listen before telling anyone we are up, so an early Ctrl-C is caught.
-    #[cfg(unix)]
-    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|e| format!("listening for Ctrl-C: {e}"))?;
-    println!("{}", demo.banner());
-    #[cfg(unix)]
-    interrupt.recv().await;
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|e| format!("waiting for Ctrl-C: {e}"))?;
+    lark_emulator::announce_then_wait_for_interrupt(&demo.banner()).await?;
     demo.stop().await;
     Ok(())
 }

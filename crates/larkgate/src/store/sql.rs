@@ -153,6 +153,21 @@ impl SqlStore {
         })
     }
 
+    /// One text column of the row an `(account, key)` pair selects.
+    async fn text_by_key(
+        &self,
+        sql: &'static str,
+        account: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(sql)
+            .bind(account)
+            .bind(key)
+            .fetch_optional(&mut *self.conn().await?)
+            .await?;
+        row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
+    }
+
     async fn insert_inbound_impl(
         &self,
         events: &[NewInbound],
@@ -843,14 +858,11 @@ impl Store for SqlStore {
         account: &'a str,
         uuid: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
-        Box::pin(async move {
-            let row = sqlx::query("SELECT message_id FROM sent WHERE account = $1 AND uuid = $2")
-                .bind(account)
-                .bind(uuid)
-                .fetch_optional(&mut *self.conn().await?)
-                .await?;
-            row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
-        })
+        Box::pin(self.text_by_key(
+            "SELECT message_id FROM sent WHERE account = $1 AND uuid = $2",
+            account,
+            uuid,
+        ))
     }
 
     fn open_card<'a>(
@@ -909,14 +921,11 @@ impl Store for SqlStore {
         account: &'a str,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
-        Box::pin(async move {
-            let row = sqlx::query("SELECT value FROM kv WHERE account = $1 AND key = $2")
-                .bind(account)
-                .bind(key)
-                .fetch_optional(&mut *self.conn().await?)
-                .await?;
-            row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
-        })
+        Box::pin(self.text_by_key(
+            "SELECT value FROM kv WHERE account = $1 AND key = $2",
+            account,
+            key,
+        ))
     }
 
     fn kv_set<'a>(

@@ -58,9 +58,12 @@ pub(crate) async fn run_static(r: &mut Replier<'_>, feed: &Feed) {
     send_final(r, end, Target::Card, false).await;
 }
 
-async fn send_final(r: &mut Replier<'_>, end: Ending, rich: Target, inline_error: bool) {
+/// What closes a reply: notes under the text (media problems, "stopped",
+/// an inline error, or the empty-reply note) and, when the error is not
+/// shown inline, a separate failure message.
+fn closing_notes(end: &Ending, inline_error: bool) -> (Vec<String>, Option<String>) {
     let wrote = !end.text.trim().is_empty();
-    let mut lines = end.media_notes;
+    let mut lines = end.media_notes.clone();
     let mut after = None;
     match &end.outcome {
         Ok(()) if !wrote && lines.is_empty() && end.ready.is_empty() => {
@@ -75,6 +78,11 @@ async fn send_final(r: &mut Replier<'_>, end: Ending, rich: Target, inline_error
         Err(e) if wrote && inline_error => lines.push(notes::interrupted_note(&e.message)),
         Err(e) => after = Some(notes::failure_message(&e.message)),
     }
+    (lines, after)
+}
+
+async fn send_final(r: &mut Replier<'_>, end: Ending, rich: Target, inline_error: bool) {
+    let (lines, after) = closing_notes(&end, inline_error);
     let body = with_paragraphs(&end.text, &lines);
     r.send_markdown(&body, rich).await;
     if let Some(failure) = after {
@@ -110,21 +118,7 @@ pub(crate) async fn run_block(r: &mut Replier<'_>, feed: &Feed) {
     }
     let end = ending(r, feed).await;
     let mut rest = splitter.finish();
-    let wrote = !end.text.trim().is_empty();
-    let mut lines = end.media_notes;
-    let mut after = None;
-    match &end.outcome {
-        Ok(()) if !wrote && lines.is_empty() && end.ready.is_empty() => {
-            lines.push(notes::EMPTY_REPLY.to_string());
-        }
-        Ok(()) => {}
-        Err(e) if e.kind == AgentErrorKind::Cancelled => {
-            if wrote {
-                lines.push(notes::STOPPED_NOTE.trim().to_string());
-            }
-        }
-        Err(e) => after = Some(notes::failure_message(&e.message)),
-    }
+    let (lines, after) = closing_notes(&end, false);
     // Notes ride on the last block when there is one (one call less).
     match rest.last_mut() {
         Some(last) if !lines.is_empty() => *last = with_paragraphs(last, &lines),

@@ -192,12 +192,12 @@ impl Core {
     }
 }
 
-fn body<T: DeserializeOwned>(json: Result<Json<T>, JsonRejection>) -> Result<T, Error> {
+pub(crate) fn body<T: DeserializeOwned>(json: Result<Json<T>, JsonRejection>) -> Result<T, Error> {
     json.map(|Json(v)| v)
         .map_err(|e| Error::Invalid(e.body_text()))
 }
 
-fn respond<T: serde::Serialize>(r: Result<T, Error>) -> Response {
+pub(crate) fn respond<T: serde::Serialize>(r: Result<T, Error>) -> Response {
     match r {
         Ok(v) => Json(v).into_response(),
         Err(e) => e.into_response(),

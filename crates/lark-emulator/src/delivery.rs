@@ -214,7 +214,9 @@ impl Core {
         };
         if code == 200 {
             app.counters.stats.events_acked += 1;
-            app.counters.ack_latency(pending.sent_at.elapsed());
+            let latency = pending.sent_at.elapsed();
+            app.counters.ack_latency(latency);
+            st.bench.ack(latency);
             if let Some(reply) = pending.event.reply.take() {
                 let _ = reply.send(CallbackOutcome::Response(data.unwrap_or_default()));
             }

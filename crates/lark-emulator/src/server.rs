@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::registration::LarkHost;
 use crate::state::Core;
-use crate::{cardkit, control, ids, im, ratelimit, registration, tokens, ui, ws};
+use crate::{bench, cardkit, control, ids, im, ratelimit, registration, tokens, ui, ws};
 
 /// The app a request's token belongs to (set by the middleware).
 #[derive(Clone, Debug)]
@@ -225,6 +225,11 @@ fn control_routes() -> Router<Arc<Core>> {
         )
         .route("/_emulator/faults", post(control::faults))
         .route("/_emulator/stats", get(control::stats))
+        .route("/_emulator/bench/push", post(bench::push))
+        .route(
+            "/_emulator/bench/timeline",
+            get(bench::timeline).post(bench::timeline_switch),
+        )
         .route("/_emulator/registrations/approve", post(control::approve))
 }
 

@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
+use crate::bench::BenchLog;
 use crate::config::EmulatorConfig;
 use crate::error::Error;
 use crate::faults::Faults;
@@ -306,6 +307,7 @@ pub struct State {
     pub faults: Faults,
     pub version: u64,
     pub version_tx: watch::Sender<u64>,
+    pub bench: BenchLog,
 }
 
 impl State {
@@ -334,6 +336,7 @@ impl State {
             faults: Faults::default(),
             version: 0,
             version_tx,
+            bench: BenchLog::default(),
         }
     }
 
@@ -344,6 +347,7 @@ impl State {
             chat.version = self.version;
         }
         self.version_tx.send_replace(self.version);
+        self.bench.mark("update", chat_id);
     }
 
     pub fn app(&self, app_id: &str) -> Result<&App, Error> {

@@ -305,6 +305,7 @@ impl Core {
         let (event_id, payload) = events::envelope(&st, &app_id, "im.message.receive_v1", event);
         st.insert_message(msg, true);
         self.deliver(&mut st, &app_id, OutEvent::new(event_id.clone(), payload));
+        st.bench_event(&chat_id);
         Ok(SentMessage {
             event_id,
             message_id,

@@ -667,8 +667,11 @@ def drain(emu: Emulator, app_id: str, pushed_total: int, limit_s: float):
     Returns the seconds waited, None if the limit passed first."""
     t0 = time.monotonic()
     try:
-        wait_until(lambda: emu.app_stats(app_id).get("events_acked", 0) >= pushed_total, limit_s, 0.05,
-                   "redeliveries to be acked")
+        def done():
+            st = emu.app_stats(app_id)
+            return st.get("events_acked", 0) + st.get("events_dropped", 0) >= pushed_total
+
+        wait_until(done, limit_s, 0.05, "redeliveries to be acked")
         return time.monotonic() - t0
     except TimeoutError:
         return None

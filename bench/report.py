@@ -96,6 +96,11 @@ def num(v, digits: int = 3) -> str:
     return f"{v:,.{decimals}f}"
 
 
+def tick(v) -> str:
+    """An axis label: 0.1, 1, 10, 1,000."""
+    return format(v, ",g")
+
+
 def cell(m, digits: int = 3) -> str:
     """median (min–max) ×n."""
     if m is None or m.get("median") is None:
@@ -393,7 +398,7 @@ def grouped_bars(title, subtitle, groups, series, values, unit, log=True, width=
     for t in ticks:
         yy = y(t)
         body.append(f'<line x1="{ml}" x2="{ml + pw}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#e2e8f0"/>')
-        body.append(f'<text x="{ml - 8}" y="{yy + 4:.1f}" text-anchor="end" fill="#4a5568">{esc(format(t, ',g'))}</text>')
+        body.append(f'<text x="{ml - 8}" y="{yy + 4:.1f}" text-anchor="end" fill="#4a5568">{esc(tick(t))}</text>')
         if log:
             for k in (2, 5):
                 if t * k < hi:
@@ -483,7 +488,7 @@ def hbars(title, subtitle, rows, unit, width=900):
     for t in ticks:
         xx = x(t)
         body.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{mt - 6}" y2="{bottom}" stroke="#e2e8f0"/>')
-        body.append(f'<text x="{xx:.1f}" y="{bottom + 16}" text-anchor="middle" fill="#4a5568">{esc(format(t, ',g'))}</text>')
+        body.append(f'<text x="{xx:.1f}" y="{bottom + 16}" text-anchor="middle" fill="#4a5568">{esc(tick(t))}</text>')
     body.append(f'<text x="{ml + pw / 2:.0f}" y="{bottom + 36}" text-anchor="middle" fill="#2d3748">{esc(unit)}</text>')
     for i, (key, label, m) in enumerate(rows):
         yy = mt + i * rh

@@ -313,6 +313,7 @@ def wait_until(pred, timeout: float, interval: float = 0.01, what: str = "condit
 
 class Emulator:
     def __init__(self, workdir: str, extra_args=()):
+        self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = Proc("lark-emulator",
@@ -431,7 +432,7 @@ class Larkgate:
         if r.returncode != 0:
             raise RuntimeError(f"larkgate config validate failed:\n{r.stdout}{r.stderr}")
         self.proc = Proc(label, [LARKGATE_BIN, "run", "--config", self.config], cwd=self.dir,
-                         log_path=os.path.join(self.dir, "larkgate.log"))
+                         log_path=os.path.join(emu.workdir, f"{label}-{self.admin_port}.log"))
         self.pid = self.proc.pid
 
     def wait_ready(self, timeout: float = 30, interval: float = 0.002) -> float:
@@ -496,9 +497,13 @@ class Client:
         else:
             self.proc = start_sdk_client(kind, emu, self.app, python, workdir)
         self.pid = self.proc.pid
-        self.connect_s = emu.wait_connections(self.app["app_id"], 1, 60, self.proc) - self.proc.t_spawn
-        if self.lg is not None:
-            self.lg.wait_ready(30, 0.01)
+        try:
+            self.connect_s = emu.wait_connections(self.app["app_id"], 1, 60, self.proc) - self.proc.t_spawn
+            if self.lg is not None:
+                self.lg.wait_ready(30, 0.01)
+        except Exception:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.lg is not None:
@@ -1203,13 +1208,16 @@ def main() -> int:
     p.add_argument("--python", help="Python with lark-oapi (default: tools/sdk-venv.sh)")
     p.add_argument("--idle-secs", type=float, default=5.0)
     p.add_argument("--push-timeout", type=int, default=120, help="timeout_secs of each push")
-    p.add_argument("--drain-secs", type=float, default=30,
-                   help="after a push, wait at most this long for refused events' redeliveries to be acked")
+    p.add_argument("--drain-secs", type=float, default=None,
+                   help="after a push, wait at most this long for refused events' redeliveries to be acked "
+                        "(default 30, --quick 5)")
     p.add_argument("--out", help="result file (default bench/results/<UTC timestamp>.json)")
     p.add_argument("--no-docs-copy", action="store_true", help="do not copy to docs/bench/results.json")
     args = p.parse_args()
     if args.quick:
         args.runs = 1
+    if args.drain_secs is None:
+        args.drain_secs = 5.0 if args.quick else 30.0
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     for s in args.scenarios:

@@ -32,6 +32,17 @@ pub const DISCOVERY_ROUTE: &str = "POST /callback/ws/endpoint";
 /// Longest supervisor backoff (too many connections, reconnect budget spent).
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
+/// Longest a delivery waits for room in a full queue before it is refused.
+const QUEUE_WAIT: Duration = Duration::from_secs(1);
+
+/// Why a delivery was not queued.
+enum Refusal {
+    /// The consumer is behind.
+    Full,
+    /// The consumer is gone.
+    Closed,
+}
+
 /// Timer overrides and queue size. The defaults follow the server.
 #[derive(Clone, Debug)]
 pub struct WsOptions {
@@ -43,8 +54,9 @@ pub struct WsOptions {
     /// Jitter before the first reconnect attempt at most this long instead of
     /// `ReconnectNonce`.
     pub max_nonce_override: Option<Duration>,
-    /// Deliveries buffered for a slow consumer; when full, a new event is
-    /// answered with code 500 so that the platform redelivers it later.
+    /// Deliveries buffered for the consumer; when full, a new event waits up
+    /// to a second for room, then is answered with code 500 so that the
+    /// platform redelivers it later.
     pub queue: usize,
 }
 
@@ -348,10 +360,38 @@ impl Runner {
             .await
             .map_err(|e| retryable(None, format!("connect {host}:{port}: {e}")))?;
         let _ = tcp.set_nodelay(true);
-        match tokio_tungstenite::client_async_tls_with_config(raw_url, tcp, None, None).await {
+        match tokio_tungstenite::client_async_tls_with_config(
+            raw_url,
+            tcp,
+            Some(socket_config()),
+            None,
+        )
+        .await
+        {
             Ok((socket, _)) => Ok((socket, service_id(url))),
             Err(tungstenite::Error::Http(resp)) => Err(handshake_error(&resp)),
             Err(e) => Err(retryable(None, format!("WebSocket handshake: {e}"))),
+        }
+    }
+
+    /// Queues a delivery for the consumer. A full queue first waits up to
+    /// [`QUEUE_WAIT`] (a burst read from the socket can outrun a fast
+    /// consumer that has not been scheduled yet); a consumer still behind
+    /// after that is slow, and the event is refused (its ack handle,
+    /// dropped, answers 500 so the platform redelivers it later).
+    async fn hand_over(&self, delivery: Delivery) -> Result<(), Refusal> {
+        let delivery = match self.tx.try_send(delivery) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Refusal::Closed),
+            Err(mpsc::error::TrySendError::Full(d)) => d,
+        };
+        match tokio::time::timeout(QUEUE_WAIT, self.tx.reserve()).await {
+            Ok(Ok(permit)) => {
+                permit.send(delivery);
+                Ok(())
+            }
+            Ok(Err(_)) => Err(Refusal::Closed),
+            Err(_) => Err(Refusal::Full),
         }
     }
 
@@ -379,7 +419,7 @@ impl Runner {
                     return SessionEnd::Shutdown;
                 }
                 Some(bytes) = ack_rx.recv() => {
-                    if let Err(e) = sink.send(Message::Binary(bytes.into())).await {
+                    if let Err(e) = write_acks(&mut sink, bytes, &mut ack_rx).await {
                         return lost(healthy, format!("writing an ack: {e}"));
                     }
                     continue;
@@ -390,7 +430,11 @@ impl Runner {
                             healthy = true;
                             self.health.send_modify(|h| h.failed_attempts = 0);
                         }
-                        self.health.send_modify(|h| h.last_frame_at = Some(SystemTime::now()));
+                        // Waiters are woken by the first frame only; later
+                        // times are read when asked (no wake-up per frame).
+                        self.health.send_if_modified(|h| {
+                            h.last_frame_at.replace(SystemTime::now()).is_none()
+                        });
                         session.on_bytes(&bytes, now())
                     }
                     Some(Ok(Message::Close(frame))) => {
@@ -423,15 +467,17 @@ impl Runner {
                             received_at,
                             ack: AckHandle::ws(frame, received_at, ack_tx.clone()),
                         };
-                        match self.tx.try_send(delivery) {
-                            Ok(()) => self.health.send_modify(|h| h.deliveries += 1),
-                            Err(mpsc::error::TrySendError::Full(d)) => {
+                        match self.hand_over(delivery).await {
+                            Ok(()) => {
+                                self.health.send_if_modified(|h| {
+                                    h.deliveries += 1;
+                                    false // a count read when asked
+                                });
+                            }
+                            Err(Refusal::Full) => {
                                 tracing::warn!("delivery queue full; event refused for redelivery");
-                                drop(d);
                             }
-                            Err(mpsc::error::TrySendError::Closed(_)) => {
-                                return SessionEnd::ConsumerGone;
-                            }
+                            Err(Refusal::Closed) => return SessionEnd::ConsumerGone,
                         }
                     }
                     Action::ConfigUpdated(config) => {
@@ -458,6 +504,33 @@ impl Runner {
         }
     }
 }
+
+/// Writes an ack and every other ack already waiting, with one flush (one
+/// write to the socket for a burst of events).
+async fn write_acks<S>(
+    sink: &mut S,
+    first: Vec<u8>,
+    more: &mut mpsc::UnboundedReceiver<Vec<u8>>,
+) -> Result<(), tungstenite::Error>
+where
+    S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
+{
+    sink.feed(Message::Binary(first.into())).await?;
+    while let Ok(bytes) = more.try_recv() {
+        sink.feed(Message::Binary(bytes.into())).await?;
+    }
+    sink.flush().await
+}
+
+/// Socket buffers sized for events of a few KiB: tungstenite zero-fills its
+/// read buffer before every read (128 KiB by default), a cost paid per
+/// wake-up that dominated at low event rates.
+fn socket_config() -> tungstenite::protocol::WebSocketConfig {
+    tungstenite::protocol::WebSocketConfig::default().read_buffer_size(READ_BUFFER)
+}
+
+/// Bytes read from the socket at a time.
+const READ_BUFFER: usize = 16 * 1024;
 
 fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()

@@ -220,6 +220,24 @@ async fn a_full_queue_refuses_events_for_redelivery() {
 }
 
 #[tokio::test]
+async fn a_burst_waits_for_a_consumer_that_keeps_up() {
+    let fake = Fake::start().await;
+    let mut run = start(&fake, WsOptions { queue: 1, ..fast() });
+    connected(&run, &fake, 1).await;
+    for i in 0..5u64 {
+        fake.push(event_frame(i + 1, "event", &format!("e{i}"), 1, 0, b"{}"));
+    }
+    for _ in 0..5 {
+        next(&mut run).await.ack.ack(None);
+    }
+    eventually("five acks", || fake.acks().len() == 5).await;
+    assert!(fake
+        .acks()
+        .iter()
+        .all(|a| ack_json(a) == json!({"code": 200})));
+}
+
+#[tokio::test]
 async fn watchdog_reconnects_when_the_server_goes_silent() {
     let fake = Fake::start().await;
     fake.set_pong(PongMode::Silent);

@@ -83,6 +83,9 @@ pub struct PushResult {
     pub pushed: usize,
     /// Events acked with code 200.
     pub acked: usize,
+    /// Events answered with another code (the client refused them; the
+    /// platform redelivers them after the push).
+    pub refused: usize,
     /// From the first dispatch to the last ack.
     pub elapsed_secs: f64,
     /// `acked / elapsed_secs`.
@@ -114,6 +117,7 @@ pub struct BenchLog {
 #[derive(Debug)]
 struct AckRecorder {
     latencies_us: Vec<u32>,
+    refused: usize,
     last_ack: Instant,
 }
 
@@ -141,8 +145,18 @@ impl BenchLog {
         }
     }
 
-    fn acked(&self) -> usize {
-        self.run.as_ref().map_or(0, |r| r.latencies_us.len())
+    /// Counts an event the client answered with a code other than 200.
+    pub fn refusal(&mut self) {
+        if let Some(run) = self.run.as_mut() {
+            run.refused += 1;
+        }
+    }
+
+    /// Events answered so far (acked or refused).
+    fn answered(&self) -> usize {
+        self.run
+            .as_ref()
+            .map_or(0, |r| r.latencies_us.len() + r.refused)
     }
 }
 
@@ -175,7 +189,9 @@ pub fn process_cpu_secs() -> f64 {
 /// The JSON of one synthetic group message event.
 fn event_payload(app_id: &str, tenant_key: &str, n: usize, chat: usize) -> (String, Vec<u8>) {
     let event_id = ids::hex(32);
-    let message_id = format!("om_bench{n:024x}");
+    // Unique across pushes: a repeated message_id is (rightly) dropped by a
+    // client as a duplicate, which would measure the dedup path instead.
+    let message_id = ids::message_id();
     let chat_id = format!("oc_bench{chat:024x}");
     let sender = n % 8;
     let create = now_ms();
@@ -237,7 +253,7 @@ impl Core {
         let start = Instant::now();
         self.dispatch_all(&req, &app_id, &tenant_key, start).await;
         let deadline = start + timeout;
-        while self.lock().bench.acked() < req.count && Instant::now() < deadline {
+        while self.lock().bench.answered() < req.count && Instant::now() < deadline {
             tokio::time::sleep(ACK_POLL).await;
         }
         let cpu = process_cpu_secs() - cpu0;
@@ -264,6 +280,7 @@ impl Core {
         let tenant_key = st.tenant_key(&app_id);
         st.bench.run = Some(AckRecorder {
             latencies_us: Vec::with_capacity(req.count),
+            refused: 0,
             last_ack: Instant::now(),
         });
         let saved = st.redelivery_after;
@@ -313,9 +330,9 @@ impl State {
 }
 
 fn summarize(pushed: usize, start: Instant, run: Option<AckRecorder>, cpu: f64) -> PushResult {
-    let (mut latencies, last_ack) = match run {
-        Some(r) => (r.latencies_us, r.last_ack),
-        None => (Vec::new(), start),
+    let (mut latencies, refused, last_ack) = match run {
+        Some(r) => (r.latencies_us, r.refused, r.last_ack),
+        None => (Vec::new(), 0, start),
     };
     latencies.sort_unstable();
     let pick = |q: f64| -> u64 {
@@ -330,6 +347,7 @@ fn summarize(pushed: usize, start: Instant, run: Option<AckRecorder>, cpu: f64) 
     PushResult {
         pushed,
         acked,
+        refused,
         elapsed_secs: elapsed,
         acked_per_sec: if elapsed > 0.0 {
             acked as f64 / elapsed
@@ -404,10 +422,12 @@ mod tests {
         let start = Instant::now();
         let run = AckRecorder {
             latencies_us: (1..=100).rev().collect(),
+            refused: 3,
             last_ack: start + Duration::from_secs(2),
         };
         let s = summarize(100, start, Some(run), 0.5);
         assert_eq!(s.acked, 100);
+        assert_eq!(s.refused, 3);
         assert_eq!(s.ack_latency_us.max, 100);
         assert_eq!(s.ack_latency_us.p50, 51);
         assert_eq!(s.ack_latency_us.p99, 99);

@@ -205,6 +205,9 @@ impl Core {
         }
         let (code, data) = parse_ack(frame.payload.as_deref());
         let pending = st.pending.remove(frame_id);
+        if code != 200 && pending.is_some() {
+            st.bench.refusal();
+        }
         let Some(app) = st.apps.get_mut(app_id) else {
             return;
         };

@@ -222,7 +222,8 @@ pub async fn upgrade(
         Err(refused) => refused.into_response(),
         Ok((conn_id, app_id, rx)) => {
             let on_fail = Arc::clone(&core);
-            ws.on_failed_upgrade(move |_| on_fail.lock().remove_conn(conn_id))
+            ws.read_buffer_size(16 * 1024)
+                .on_failed_upgrade(move |_| on_fail.lock().remove_conn(conn_id))
                 .on_upgrade(move |socket| run_conn(core, socket, conn_id, app_id, rx))
         }
     }

@@ -2,7 +2,9 @@
 //! messages. Unknown event types, message types and fields parse without
 //! failing.
 
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// Why an event body could not be parsed.
@@ -34,14 +36,35 @@ pub struct EventHeader {
 }
 
 /// A parsed event body, v2.0 or legacy v1.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// The `event` object is kept as raw JSON text and deserialized once,
+/// straight into the typed struct a caller asks for ([`Envelope::event_as`]),
+/// without building a `serde_json::Value` tree first.
+#[derive(Clone, Debug)]
 pub struct Envelope {
     /// Header (for v1, synthesized from `uuid`, `event.type`, `token`).
     pub header: EventHeader,
-    /// The event-specific object.
-    pub event: Value,
+    /// The event-specific object, as JSON text (`null` if absent).
+    pub event: Box<RawValue>,
     /// Whether the body was a v2.0 envelope.
     pub v2: bool,
+}
+
+impl PartialEq for Envelope {
+    fn eq(&self, other: &Envelope) -> bool {
+        self.header == other.header && self.v2 == other.v2 && self.event.get() == other.event.get()
+    }
+}
+
+/// The fields a legacy v1 `event` object carries for the header.
+#[derive(Default, Deserialize)]
+struct V1Fields {
+    #[serde(default, rename = "type")]
+    event_type: String,
+    #[serde(default)]
+    app_id: String,
+    #[serde(default)]
+    tenant_key: String,
 }
 
 impl Envelope {
@@ -52,34 +75,48 @@ impl Envelope {
             schema: Option<String>,
             header: Option<EventHeader>,
             #[serde(default)]
-            event: Value,
+            event: Option<Box<RawValue>>,
             #[serde(default)]
             uuid: String,
             #[serde(default)]
             token: String,
         }
         let raw: Raw = serde_json::from_slice(bytes)?;
+        let event = match raw.event {
+            Some(event) => event,
+            None => RawValue::from_string("null".to_string())?,
+        };
         if raw.schema.is_some() {
             return Ok(Envelope {
                 header: raw.header.unwrap_or_default(),
-                event: raw.event,
+                event,
                 v2: true,
             });
         }
-        let str_field = |k: &str| raw.event.get(k).and_then(Value::as_str).unwrap_or("");
+        let v1: V1Fields = serde_json::from_str(event.get()).unwrap_or_default();
         let header = EventHeader {
-            event_id: raw.uuid.clone(),
-            event_type: str_field("type").to_string(),
-            app_id: str_field("app_id").to_string(),
-            tenant_key: str_field("tenant_key").to_string(),
-            token: raw.token.clone(),
+            event_id: raw.uuid,
+            event_type: v1.event_type,
+            app_id: v1.app_id,
+            tenant_key: v1.tenant_key,
+            token: raw.token,
             create_time: String::new(),
         };
         Ok(Envelope {
             header,
-            event: raw.event,
+            event,
             v2: false,
         })
+    }
+
+    /// The event object deserialized as `T` (`None` if it does not fit).
+    pub fn event_as<T: DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_str(self.event.get()).ok()
+    }
+
+    /// The event object as a JSON value (`Null` if unreadable).
+    pub fn event_value(&self) -> Value {
+        self.event_as().unwrap_or(Value::Null)
     }
 
     /// The `im.message.receive_v1` payload, if this is one.
@@ -87,7 +124,7 @@ impl Envelope {
         if self.header.event_type != "im.message.receive_v1" {
             return None;
         }
-        MessageReceive::deserialize(&self.event).ok()
+        self.event_as()
     }
 }
 

@@ -202,30 +202,26 @@ impl Event {
     /// Types the envelope's event; never fails.
     pub fn from_envelope(env: &Envelope) -> Event {
         let ty = env.header.event_type.as_str();
-        let ev = &env.event;
         let typed = match ty {
             "im.message.receive_v1" => env
                 .message_receive()
                 .map(|m| Event::MessageReceived(Box::new(m))),
             "im.message.reaction.created_v1" => {
-                Reaction::deserialize(ev).ok().map(Event::ReactionAdded)
+                env.event_as::<Reaction>().map(Event::ReactionAdded)
             }
             "im.message.reaction.deleted_v1" => {
-                Reaction::deserialize(ev).ok().map(Event::ReactionRemoved)
+                env.event_as::<Reaction>().map(Event::ReactionRemoved)
             }
-            "im.chat.member.bot.added_v1" => {
-                BotMembership::deserialize(ev).ok().map(Event::BotAdded)
-            }
+            "im.chat.member.bot.added_v1" => env.event_as::<BotMembership>().map(Event::BotAdded),
             "im.chat.member.bot.deleted_v1" => {
-                BotMembership::deserialize(ev).ok().map(Event::BotRemoved)
+                env.event_as::<BotMembership>().map(Event::BotRemoved)
             }
-            "im.chat.access_event.bot_p2p_chat_entered_v1" => P2pChatEntered::deserialize(ev)
-                .ok()
-                .map(Event::P2pChatEntered),
-            "im.message.recalled_v1" => Recalled::deserialize(ev).ok().map(Event::Recalled),
-            "card.action.trigger" => {
-                CardActionTrigger::from_event(ev).map(|c| Event::CardAction(Box::new(c)))
+            "im.chat.access_event.bot_p2p_chat_entered_v1" => {
+                env.event_as::<P2pChatEntered>().map(Event::P2pChatEntered)
             }
+            "im.message.recalled_v1" => env.event_as::<Recalled>().map(Event::Recalled),
+            "card.action.trigger" => CardActionTrigger::from_event(&env.event_value())
+                .map(|c| Event::CardAction(Box::new(c))),
             _ => None,
         };
         typed.unwrap_or_else(|| Event::Other(ty.to_string()))

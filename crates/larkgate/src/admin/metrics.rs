@@ -66,8 +66,13 @@ impl<T: Default> Family<T> {
     /// The series for `values` (one per label name), created on first use.
     pub fn with(&self, values: &[&str]) -> Arc<T> {
         debug_assert_eq!(values.len(), self.labels.len(), "{}", self.name);
-        let key: LabelValues = values.iter().map(|v| v.to_string()).collect();
         let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        // Found without allocating a key: a family has a handful of series
+        // and this runs several times per event.
+        if let Some(found) = find(&series, values) {
+            return found.clone();
+        }
+        let key: LabelValues = values.iter().map(|v| v.to_string()).collect();
         series.entry(key).or_default().clone()
     }
 
@@ -75,6 +80,14 @@ impl<T: Default> Family<T> {
         let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
         series.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
+}
+
+/// The series whose label values are `values`.
+fn find<'a, T>(series: &'a BTreeMap<LabelValues, Arc<T>>, values: &[&str]) -> Option<&'a Arc<T>> {
+    series
+        .iter()
+        .find(|(key, _)| key.iter().map(String::as_str).eq(values.iter().copied()))
+        .map(|(_, v)| v)
 }
 
 /// A monotonically increasing count.
@@ -88,9 +101,8 @@ impl Family<Counter> {
 
     /// The current value for `values` (0 if never touched).
     pub fn get(&self, values: &[&str]) -> u64 {
-        let key: LabelValues = values.iter().map(|v| v.to_string()).collect();
         let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        series.get(&key).map_or(0, |c| c.load(Ordering::Relaxed))
+        find(&series, values).map_or(0, |c| c.load(Ordering::Relaxed))
     }
 }
 

@@ -35,10 +35,6 @@ use args::{ChannelsCommand, Command, GatewayCommand, MessageCommand, WebhookComm
 
 use crate::config::{Config, LoadedConfig};
 
-/// Worker threads of the runtime: two are plenty for a gateway and keep the
-/// idle footprint small (no per-core pools).
-const WORKER_THREADS: usize = 2;
-
 /// Why a command failed, and which exit code that is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -121,8 +117,10 @@ pub fn main() -> ExitCode {
 
 /// Runs a parsed command line.
 pub fn execute(cli: Cli) -> Outcome {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKER_THREADS)
+    // One thread runs everything: a gateway's work is a stream of small
+    // steps waiting on sockets, and handing them between worker threads cost
+    // more CPU (wake-ups, context switches) than the steps themselves.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .thread_name("larkgate")
         .enable_all()
         .build()

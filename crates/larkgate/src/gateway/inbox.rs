@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::account::{now_ms, AccountRuntime};
 use super::dispatch::Plan;
-use crate::store::{InsertOutcome, NewInbound};
+use crate::store::{InboundState, InsertOutcome, NewInbound};
 
 /// Most deliveries recorded in one transaction.
 const MAX_BATCH: usize = 128;
@@ -58,17 +58,34 @@ fn parse(rt: &AccountRuntime, d: &Delivery) -> Parsed {
     } else {
         env.header.event_id
     };
+    let state = plan.state();
+    // The body is kept for what may still be processed (a crash replays it);
+    // a row recorded final (refused, stale, noted) keeps only its ids, type
+    // and reason — half the bytes written for a busy group's chatter.
+    let payload = match state {
+        InboundState::Pending | InboundState::Processing => body_text(&d.payload),
+        _ => String::new(),
+    };
     let row = NewInbound {
         account: rt.cfg.name.clone(),
         event_id,
         message_id,
         event_type: env.header.event_type,
         chat_id,
-        payload: String::from_utf8_lossy(&d.payload).into_owned(),
+        payload,
         received_at_ms: now_ms(),
-        state: plan.state(),
+        state,
     };
     Parsed::Event(row, plan)
+}
+
+/// The body as text (invalid UTF-8, which the platform never sends, is
+/// replaced rather than refused).
+fn body_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 fn short_hash(bytes: &[u8]) -> String {

@@ -189,9 +189,13 @@ fn render_file(kind: &str, key: String, name: Option<String>) -> (String, Vec<Me
 /// Replaces mention placeholders: the bot's own mention is removed, `@_all`
 /// becomes `@all`, others become `@Name`.
 pub fn resolve_mentions(text: &str, mentions: &[Mention], bot_open_id: &str) -> String {
-    let mut out = text.to_string();
     // Longest keys first, so `@_user_10` is not mangled by `@_user_1`.
     let mut sorted: Vec<&Mention> = mentions.iter().filter(|m| !m.key.is_empty()).collect();
+    if sorted.is_empty() && !has_all_placeholder(text) {
+        // Nothing to replace: the text stays as written (indentation too).
+        return text.trim().to_string();
+    }
+    let mut out = text.to_string();
     sorted.sort_by_key(|m| std::cmp::Reverse(m.key.len()));
     for m in sorted {
         let replacement = if !bot_open_id.is_empty() && m.id.open_id == bot_open_id {

@@ -15,6 +15,7 @@
 //!   whenever the chat changes afterwards (bot message, card update,
 //!   reaction).
 
+use std::cmp::Reverse;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,6 +24,7 @@ use axum::extract::State as AxState;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 use crate::control::{body, respond};
 use crate::error::Error;
@@ -33,8 +35,6 @@ use crate::state::{now_ms, Core, OutEvent, State};
 const MAX_COUNT: usize = 1_000_000;
 /// Events dispatched between yields when pushing as fast as possible.
 const MAX_RATE_CHUNK: usize = 256;
-/// How often the push checks whether every event was acked.
-const ACK_POLL: Duration = Duration::from_millis(2);
 /// Timeline entries kept (older ones are dropped).
 const MAX_TIMELINE: usize = 1_000_000;
 
@@ -84,7 +84,8 @@ pub struct PushResult {
     /// Events acked with code 200.
     pub acked: usize,
     /// Events answered with another code (the client refused them; the
-    /// platform redelivers them after the push).
+    /// platform redelivers them once the push is over, as it redelivers
+    /// any unacked event).
     pub refused: usize,
     /// From the first dispatch to the last ack.
     pub elapsed_secs: f64,
@@ -112,13 +113,33 @@ pub struct TimelineEntry {
 pub struct BenchLog {
     timeline: Option<Vec<TimelineEntry>>,
     run: Option<AckRecorder>,
+    pushes: u64,
 }
 
+/// The answers to the running push's events (redeliveries of an earlier
+/// push's events are not counted).
 #[derive(Debug)]
 struct AckRecorder {
+    push: u64,
+    expected: usize,
     latencies_us: Vec<u32>,
     refused: usize,
     last_ack: Instant,
+    /// Notified once every event is answered.
+    done: Arc<Notify>,
+}
+
+impl AckRecorder {
+    fn answered(&self) -> usize {
+        self.latencies_us.len() + self.refused
+    }
+
+    /// Wakes the push when the last answer arrived.
+    fn check_done(&self) {
+        if self.answered() == self.expected {
+            self.done.notify_one();
+        }
+    }
 }
 
 impl BenchLog {
@@ -136,27 +157,22 @@ impl BenchLog {
         }
     }
 
-    /// Records an ack latency when a push is running.
-    pub fn ack(&mut self, latency: Duration) {
-        if let Some(run) = self.run.as_mut() {
+    /// Records an ack latency of an event of push `push`.
+    pub fn ack(&mut self, push: u64, latency: Duration) {
+        if let Some(run) = self.run.as_mut().filter(|r| push != 0 && r.push == push) {
             run.latencies_us
                 .push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
             run.last_ack = Instant::now();
+            run.check_done();
         }
     }
 
-    /// Counts an event the client answered with a code other than 200.
-    pub fn refusal(&mut self) {
-        if let Some(run) = self.run.as_mut() {
+    /// Counts an event of push `push` answered with a code other than 200.
+    pub fn refusal(&mut self, push: u64) {
+        if let Some(run) = self.run.as_mut().filter(|r| push != 0 && r.push == push) {
             run.refused += 1;
+            run.check_done();
         }
-    }
-
-    /// Events answered so far (acked or refused).
-    fn answered(&self) -> usize {
-        self.run
-            .as_ref()
-            .map_or(0, |r| r.latencies_us.len() + r.refused)
     }
 }
 
@@ -248,53 +264,73 @@ impl Core {
             return Err(Error::Invalid("rate must be >= 0".into()));
         }
         let timeout = Duration::from_secs(req.timeout_secs.max(1));
-        let (app_id, tenant_key, saved_redelivery) = self.start_run(&req, timeout)?;
+        let run = self.start_run(&req, timeout)?;
         let cpu0 = process_cpu_secs();
         let start = Instant::now();
-        self.dispatch_all(&req, &app_id, &tenant_key, start).await;
+        self.dispatch_all(&req, &run, start).await;
         let deadline = start + timeout;
-        while self.lock().bench.answered() < req.count && Instant::now() < deadline {
-            tokio::time::sleep(ACK_POLL).await;
-        }
+        let _ = tokio::time::timeout_at(deadline.into(), run.done.notified()).await;
         let cpu = process_cpu_secs() - cpu0;
-        let run = {
+        let recorded = {
             let mut st = self.lock();
-            st.redelivery_after = saved_redelivery;
+            self.end_run(&mut st, &run);
             st.bench.run.take()
         };
-        Ok(summarize(req.count, start, run, cpu))
+        Ok(summarize(req.count, start, recorded, cpu))
+    }
+
+    /// Restores the redelivery delay and schedules what the push left
+    /// unacked (refused or unanswered) for redelivery after that delay, not
+    /// after the longer one the push used.
+    fn end_run(&self, st: &mut State, run: &PushRun) {
+        st.redelivery_after = run.saved_redelivery;
+        let deadline = Instant::now() + run.saved_redelivery;
+        let left: Vec<String> = st
+            .pending
+            .iter()
+            .filter(|(_, p)| p.event.bench_push == run.push)
+            .map(|(frame_id, _)| frame_id.clone())
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        for frame_id in left {
+            st.redelivery.push(Reverse((deadline, frame_id)));
+        }
+        self.redelivery_wake.notify_one();
     }
 
     /// Resolves the app, arms the recorder and keeps slow clients from
     /// being flooded by redeliveries while the push runs.
-    fn start_run(
-        &self,
-        req: &PushRequest,
-        timeout: Duration,
-    ) -> Result<(String, String, Duration), Error> {
+    fn start_run(&self, req: &PushRequest, timeout: Duration) -> Result<PushRun, Error> {
         let mut st = self.lock();
         let app_id = st.resolve_app(req.app_id.as_deref())?;
         if st.bench.run.is_some() {
             return Err(Error::Invalid("a bench push is already running".into()));
         }
         let tenant_key = st.tenant_key(&app_id);
+        st.bench.pushes += 1;
+        let done = Arc::new(Notify::new());
         st.bench.run = Some(AckRecorder {
+            push: st.bench.pushes,
+            expected: req.count,
             latencies_us: Vec::with_capacity(req.count),
             refused: 0,
             last_ack: Instant::now(),
+            done: Arc::clone(&done),
         });
-        let saved = st.redelivery_after;
-        st.redelivery_after = saved.max(timeout);
-        Ok((app_id, tenant_key, saved))
+        let saved_redelivery = st.redelivery_after;
+        st.redelivery_after = saved_redelivery.max(timeout);
+        Ok(PushRun {
+            push: st.bench.pushes,
+            app_id,
+            tenant_key,
+            saved_redelivery,
+            done,
+        })
     }
 
-    async fn dispatch_all(
-        self: &Arc<Core>,
-        req: &PushRequest,
-        app_id: &str,
-        tenant_key: &str,
-        start: Instant,
-    ) {
+    async fn dispatch_all(self: &Arc<Core>, req: &PushRequest, run: &PushRun, start: Instant) {
         let chats = req.chats.max(1);
         for n in 0..req.count {
             if req.rate > 0.0 {
@@ -305,9 +341,11 @@ impl Core {
             } else if n % MAX_RATE_CHUNK == 0 {
                 tokio::task::yield_now().await;
             }
-            let (event_id, payload) = event_payload(app_id, tenant_key, n, n % chats);
+            let (event_id, payload) = event_payload(&run.app_id, &run.tenant_key, n, n % chats);
+            let mut event = OutEvent::new(event_id, payload);
+            event.bench_push = run.push;
             let mut st = self.lock();
-            self.dispatch(&mut st, app_id, OutEvent::new(event_id, payload));
+            self.dispatch(&mut st, &run.app_id, event);
         }
     }
 
@@ -361,6 +399,15 @@ fn summarize(pushed: usize, start: Instant, run: Option<AckRecorder>, cpu: f64) 
         },
         emulator_cpu_secs: cpu,
     }
+}
+
+/// A push in progress.
+struct PushRun {
+    push: u64,
+    app_id: String,
+    tenant_key: String,
+    saved_redelivery: Duration,
+    done: Arc<Notify>,
 }
 
 /// Request body for the timeline switch.
@@ -421,9 +468,12 @@ mod tests {
     fn summary_percentiles_come_from_the_recorded_acks() {
         let start = Instant::now();
         let run = AckRecorder {
+            push: 1,
+            expected: 103,
             latencies_us: (1..=100).rev().collect(),
             refused: 3,
             last_ack: start + Duration::from_secs(2),
+            done: Arc::new(Notify::new()),
         };
         let s = summarize(100, start, Some(run), 0.5);
         assert_eq!(s.acked, 100);

@@ -205,8 +205,9 @@ impl Core {
         }
         let (code, data) = parse_ack(frame.payload.as_deref());
         let pending = st.pending.remove(frame_id);
-        if code != 200 && pending.is_some() {
-            st.bench.refusal();
+        let bench_push = pending.as_ref().map_or(0, |p| p.event.bench_push);
+        if code != 200 {
+            st.bench.refusal(bench_push);
         }
         let Some(app) = st.apps.get_mut(app_id) else {
             return;
@@ -219,7 +220,7 @@ impl Core {
             app.counters.stats.events_acked += 1;
             let latency = pending.sent_at.elapsed();
             app.counters.ack_latency(latency);
-            st.bench.ack(latency);
+            st.bench.ack(bench_push, latency);
             if let Some(reply) = pending.event.reply.take() {
                 let _ = reply.send(CallbackOutcome::Response(data.unwrap_or_default()));
             }

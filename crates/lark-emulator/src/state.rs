@@ -242,6 +242,8 @@ pub struct OutEvent {
     pub payload: Bytes,
     pub reply: Option<oneshot::Sender<CallbackOutcome>>,
     pub attempt: u32,
+    /// The bench push that sent it (0: not a bench event).
+    pub bench_push: u64,
 }
 
 impl OutEvent {
@@ -251,6 +253,7 @@ impl OutEvent {
             payload: Bytes::from(payload),
             reply: None,
             attempt: 0,
+            bench_push: 0,
         }
     }
 
@@ -261,6 +264,7 @@ impl OutEvent {
             payload: self.payload.clone(),
             reply: None,
             attempt: self.attempt,
+            bench_push: self.bench_push,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod bench;
 mod cardkit;
 mod control;
 mod im;

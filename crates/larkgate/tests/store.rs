@@ -351,11 +351,7 @@ async fn unfinished_rows_survive_a_restart(db: &TestDb) {
         .set_inbound_state(ids[0], InboundState::Done)
         .await
         .unwrap();
-    db.store
-        .set_inbound_state(ids[1], InboundState::Processing)
-        .await
-        .unwrap();
-    db.store.bump_attempts(ids[1]).await.unwrap();
+    db.store.begin_attempt(ids[1]).await.unwrap();
 
     // The process dies here: nothing is closed cleanly.
     let reopened = db.reopen().await;
@@ -411,14 +407,18 @@ async fn states_and_attempts(db: &TestDb) {
     assert_eq!(row1.state, InboundState::Dropped("stale".into()));
     assert_eq!(row2.state, InboundState::Failed("agent timed out".into()));
     assert!(s.unfinished_inbound("a").await.unwrap().is_empty());
-    assert_eq!(s.bump_attempts(id1).await.unwrap(), 1);
-    assert_eq!(s.bump_attempts(id1).await.unwrap(), 2);
+    assert_eq!(s.begin_attempt(id1).await.unwrap(), 1);
+    assert_eq!(s.begin_attempt(id1).await.unwrap(), 2);
+    assert_eq!(
+        s.get_inbound(id1).await.unwrap().unwrap().state,
+        InboundState::Processing
+    );
     assert!(matches!(
         s.set_inbound_state(id2 + 1000, InboundState::Done).await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        s.bump_attempts(id2 + 1000).await,
+        s.begin_attempt(id2 + 1000).await,
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(s.get_inbound(id2 + 1000).await.unwrap(), None);
@@ -483,16 +483,30 @@ async fn prune_keeps_the_dedup_window(db: &TestDb) {
 async fn history_limit_and_reset(db: &TestDb) {
     let s = &db.store;
     assert_eq!(s.session_generation("a", "chat:oc_1").await.unwrap(), 0);
-    for i in 0..5 {
-        let role = if i % 2 == 0 { "user" } else { "assistant" };
-        s.append_turn("a", "chat:oc_1", 0, role, &format!("t{i}"), i)
-            .await
-            .unwrap();
-    }
-    s.append_turn("a", "chat:oc_2", 0, "user", "other chat", 0)
+    // Several turns in one write keep their order.
+    s.append_turns(
+        "a",
+        "chat:oc_1",
+        0,
+        &[("user", "t0"), ("assistant", "t1")],
+        0,
+    )
+    .await
+    .unwrap();
+    s.append_turns(
+        "a",
+        "chat:oc_1",
+        0,
+        &[("user", "t2"), ("assistant", "t3"), ("user", "t4")],
+        1,
+    )
+    .await
+    .unwrap();
+    s.append_turns("a", "chat:oc_1", 0, &[], 2).await.unwrap();
+    s.append_turns("a", "chat:oc_2", 0, &[("user", "other chat")], 0)
         .await
         .unwrap();
-    s.append_turn("b", "chat:oc_1", 0, "user", "other account", 0)
+    s.append_turns("b", "chat:oc_1", 0, &[("user", "other account")], 0)
         .await
         .unwrap();
     let last3 = s.history("a", "chat:oc_1", 0, 3).await.unwrap();
@@ -511,7 +525,7 @@ async fn history_limit_and_reset(db: &TestDb) {
     assert_eq!(s.reset_session("a", "chat:oc_1").await.unwrap(), 1);
     assert_eq!(s.session_generation("a", "chat:oc_1").await.unwrap(), 1);
     assert!(s.history("a", "chat:oc_1", 1, 10).await.unwrap().is_empty());
-    s.append_turn("a", "chat:oc_1", 1, "user", "fresh", 10)
+    s.append_turns("a", "chat:oc_1", 1, &[("user", "fresh")], 10)
         .await
         .unwrap();
     assert_eq!(

@@ -42,8 +42,12 @@ pub(crate) async fn execute(rt: &Arc<AccountRuntime>, job: TurnJob, cancel: Canc
     let name = rt.cfg.name.clone();
     let store = rt.shared.store.clone();
     let n = &job.message;
-    set_state(rt, job.inbound_id, InboundState::Processing).await;
-    let _ = store.bump_attempts(job.inbound_id).await;
+    if let Err(e) = store.begin_attempt(job.inbound_id).await {
+        tracing::error!(
+            "[lark] [{name}] cannot update inbox row {}: {e}",
+            job.inbound_id
+        );
+    }
     let typing = start_typing(rt, &n.message_id);
 
     let (text, attachments) = gather_input(rt, n).await;
@@ -102,22 +106,13 @@ pub(crate) async fn execute(rt: &Arc<AccountRuntime>, job: TurnJob, cancel: Canc
     let agent_run = agent.run(request, cancel.clone(), tx);
     let report = rt.outbound.reply(plan, rx, agent_run).await;
 
-    let now = now_ms();
-    let _ = store
-        .append_turn(&name, &job.session_key, job.generation, "user", &text, now)
-        .await;
+    let mut turns = vec![("user", text.as_str())];
     if !report.text.is_empty() {
-        let _ = store
-            .append_turn(
-                &name,
-                &job.session_key,
-                job.generation,
-                "assistant",
-                &report.text,
-                now,
-            )
-            .await;
+        turns.push(("assistant", report.text.as_str()));
     }
+    let _ = store
+        .append_turns(&name, &job.session_key, job.generation, &turns, now_ms())
+        .await;
     stop_typing(rt, &n.message_id, typing).await;
 
     let metrics = &rt.shared.metrics;

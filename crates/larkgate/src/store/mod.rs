@@ -196,7 +196,7 @@ pub struct InboundRow {
     pub received_at_ms: i64,
     /// Where it is in its life.
     pub state: InboundState,
-    /// How many times handling started ([`Store::bump_attempts`]).
+    /// How many times handling started ([`Store::begin_attempt`]).
     pub attempts: i64,
 }
 
@@ -261,8 +261,9 @@ pub trait Store: Send + Sync {
         state: InboundState,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
 
-    /// Counts one more attempt at handling a row; returns the new count.
-    fn bump_attempts(&self, id: i64) -> BoxFuture<'_, Result<i64, StoreError>>;
+    /// Starts one more attempt at handling a row: marks it `processing` and
+    /// counts the attempt, in one write; returns the new count.
+    fn begin_attempt(&self, id: i64) -> BoxFuture<'_, Result<i64, StoreError>>;
 
     /// The inbox row with `id`, if it exists.
     fn get_inbound(&self, id: i64) -> BoxFuture<'_, Result<Option<InboundRow>, StoreError>>;
@@ -300,14 +301,14 @@ pub trait Store: Send + Sync {
         session_key: &'a str,
     ) -> BoxFuture<'a, Result<i64, StoreError>>;
 
-    /// Appends one turn to the session's history.
-    fn append_turn<'a>(
+    /// Appends turns, `(role, text)` in order, to the session's history in
+    /// one write.
+    fn append_turns<'a>(
         &'a self,
         account: &'a str,
         session_key: &'a str,
         generation: i64,
-        role: &'a str,
-        text: &'a str,
+        turns: &'a [(&'a str, &'a str)],
         created_ms: i64,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 

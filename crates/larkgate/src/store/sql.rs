@@ -595,10 +595,11 @@ impl Store for SqlStore {
         })
     }
 
-    fn bump_attempts(&self, id: i64) -> BoxFuture<'_, Result<i64, StoreError>> {
+    fn begin_attempt(&self, id: i64) -> BoxFuture<'_, Result<i64, StoreError>> {
         Box::pin(async move {
             let row = sqlx::query(
-                "UPDATE inbound SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts",
+                "UPDATE inbound SET state = 'processing', reason = NULL, attempts = attempts + 1 \
+                 WHERE id = $1 RETURNING attempts",
             )
             .bind(id)
             .fetch_optional(&mut *self.conn().await?)
@@ -694,28 +695,47 @@ impl Store for SqlStore {
         })
     }
 
-    fn append_turn<'a>(
+    fn append_turns<'a>(
         &'a self,
         account: &'a str,
         session_key: &'a str,
         generation: i64,
-        role: &'a str,
-        text: &'a str,
+        turns: &'a [(&'a str, &'a str)],
         created_ms: i64,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            sqlx::query(
-                "INSERT INTO turns (account, session_key, generation, role, text, created_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(account)
-            .bind(session_key)
-            .bind(generation)
-            .bind(role)
-            .bind(text)
-            .bind(created_ms)
-            .execute(&mut *self.conn().await?)
-            .await?;
+            if turns.is_empty() {
+                return Ok(());
+            }
+            let mut sql = String::from(
+                "INSERT INTO turns (account, session_key, generation, role, text, created_ms) VALUES ",
+            );
+            for n in 0..turns.len() {
+                let p = n * 6;
+                if n > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${},${},${},${},${},${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6
+                ));
+            }
+            let mut query = sqlx::query(&sql);
+            for (role, text) in turns {
+                query = query
+                    .bind(account)
+                    .bind(session_key)
+                    .bind(generation)
+                    .bind(*role)
+                    .bind(*text)
+                    .bind(created_ms);
+            }
+            query.execute(&mut *self.conn().await?).await?;
             Ok(())
         })
     }

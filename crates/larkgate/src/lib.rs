@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod diagnose;
+pub mod footprint;
 pub mod gateway;
 pub mod inbound;
 pub mod logging;

@@ -45,6 +45,7 @@ pub(super) async fn run(path: Option<&Path>, args: RunArgs) -> Outcome {
     let first = tokio::select! {
         _ = gw.wait_ready() => {
             log_ready(&gw);
+            release_startup_pages();
             signals.next().await
         }
         sig = signals.next() => sig,
@@ -100,6 +101,15 @@ fn log_startup(config: &Config, warnings: &[String]) {
         enabled.join(", "),
         config.agents.keys().cloned().collect::<Vec<_>>().join(", ")
     );
+}
+
+/// Hands the start-up code's pages back to the kernel (see
+/// [`crate::footprint`]); a refusal only costs memory, so it is logged.
+fn release_startup_pages() {
+    match crate::footprint::release_startup_pages() {
+        Ok(bytes) => tracing::debug!("released {} KiB of start-up code pages", bytes / 1024),
+        Err(e) => tracing::debug!("cannot release start-up code pages: {e}"),
+    }
 }
 
 fn log_ready(gw: &Gateway) {

@@ -292,3 +292,36 @@ async fn duplicate_delivery_gives_one_reply() {
     assert_eq!(replies.len(), 1, "{replies:?}");
     assert_eq!(h.gw().metrics().events_deduplicated.get(&["default"]), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_dms_at_once_are_all_answered_in_order_per_chat() {
+    // The emulator keeps the platform's rate limits (per app and per chat).
+    let h = Harness::start(|_| {}).await;
+    let mut chats: Vec<Vec<lark_emulator::SentMessage>> = vec![Vec::new(); 50];
+    for round in 0..4 {
+        for (user, sent) in chats.iter_mut().enumerate() {
+            sent.push(h.dm(
+                &format!("ou_burst{user:04}"),
+                &format!("message {round} from user {user}"),
+            ));
+        }
+    }
+    for sent in &chats {
+        let chat_id = sent[0].chat_id.clone();
+        e2e::wait_until(&h.emu, &chat_id, |messages| {
+            sent.iter()
+                .all(|s| e2e::replied_to(messages, &s.message_id) == 1)
+                && messages.iter().all(|m| !m.streaming)
+        })
+        .await;
+        let order: Vec<String> = h
+            .bot_messages(&chat_id)
+            .into_iter()
+            .filter_map(|m| m.reply_to)
+            .collect();
+        let expected: Vec<String> = sent.iter().map(|s| s.message_id.clone()).collect();
+        assert_eq!(order, expected, "replies in {chat_id} out of order");
+    }
+    let m = h.gw().metrics();
+    assert_eq!(m.events_acked.get(&["default"]), 200);
+}

@@ -773,6 +773,33 @@ async fn the_configured_default_url_opens_beside_the_config() {
 }
 
 #[tokio::test]
+async fn a_sqlite_file_is_checkpointed_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/gw.db", dir.path().display());
+    let store = larkgate::store::SqlStore::open(&url).await.unwrap();
+    for i in 0..600 {
+        let row = event("a", &format!("ev{i}"), Some(&format!("om{i}")));
+        store.insert_inbound(&[row]).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while store.background_checkpoints() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no background checkpoint after 600 rows"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let memory = larkgate::store::SqlStore::open("sqlite::memory:")
+        .await
+        .unwrap();
+    memory
+        .insert_inbound(&[event("a", "e", None)])
+        .await
+        .unwrap();
+    assert_eq!(memory.background_checkpoints(), 0);
+}
+
+#[tokio::test]
 async fn in_memory_store_keeps_its_data_between_calls() {
     let s = store::open("sqlite::memory:").await.unwrap();
     s.kv_set("a", "k", "v").await.unwrap();

@@ -42,6 +42,7 @@
 //! Everything is namespaced by `account` (the bot's name in the config) so
 //! several bots share one store.
 
+mod checkpoint;
 mod sql;
 
 use std::sync::Arc;

@@ -14,6 +14,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
+use super::checkpoint::{self, Checkpointer};
 use super::{
     InboundRow, InboundState, InsertOutcome, NewInbound, OpenCard, Pairing, PairingOutcome, Store,
     StoreError, MIN_DEDUP_WINDOW_MS,
@@ -114,6 +115,8 @@ impl DerefMut for Conn<'_> {
 pub struct SqlStore {
     handle: Arc<Handle>,
     backend: Backend,
+    /// Background WAL checkpoints (SQLite files only).
+    checkpoints: Option<Arc<Checkpointer>>,
 }
 
 impl SqlStore {
@@ -125,10 +128,19 @@ impl SqlStore {
     pub async fn open(url: &str) -> Result<SqlStore, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of(url)?;
+        let mut checkpoints = None;
         let handle = match backend {
             Backend::Sqlite => {
                 let mut conn = open_sqlite(url).await?;
                 SQLITE_MIGRATIONS.run(&mut conn).await?;
+                if !sqlite_in_memory(url) {
+                    conn.execute(
+                        format!("PRAGMA wal_autocheckpoint = {}", checkpoint::BACKSTOP_PAGES)
+                            .as_str(),
+                    )
+                    .await?;
+                    checkpoints = Some(Checkpointer::new(open_sqlite(url).await?));
+                }
                 Handle::Single(Mutex::new(conn))
             }
             Backend::Postgres => {
@@ -143,7 +155,14 @@ impl SqlStore {
         Ok(SqlStore {
             handle: Arc::new(handle),
             backend,
+            checkpoints,
         })
+    }
+
+    /// Background WAL checkpoints completed so far (0 for PostgreSQL and
+    /// in-memory SQLite); see the `checkpoint` module.
+    pub fn background_checkpoints(&self) -> usize {
+        self.checkpoints.as_ref().map_or(0, |c| c.completed())
     }
 
     async fn conn(&self) -> Result<Conn<'_>, StoreError> {
@@ -189,6 +208,9 @@ impl SqlStore {
                     .await?;
             }
             tx.commit().await?;
+        }
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.wrote(fresh.len());
         }
         Ok(outcomes)
     }
@@ -372,6 +394,15 @@ impl SqlStore {
     }
 }
 
+/// Whether a SQLite URL names an in-memory database.
+fn sqlite_in_memory(url: &str) -> bool {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let (path, params) = rest.split_once('?').unwrap_or((rest, ""));
+    path == ":memory:" || params.split('&').any(|kv| kv == "mode=memory")
+}
+
 /// Opens the SQLite connection: creates the directory, asks sqlx to create
 /// the file (`mode=rwc`), and sets the pragmas.
 async fn open_sqlite(url: &str) -> Result<AnyConnection, StoreError> {
@@ -384,7 +415,7 @@ async fn open_sqlite(url: &str) -> Result<AnyConnection, StoreError> {
     };
     let has_param =
         |name: &str| params.is_some_and(|p| p.split('&').any(|kv| kv.starts_with(name)));
-    let in_memory = path == ":memory:" || has_param("mode=memory");
+    let in_memory = sqlite_in_memory(url);
     if !in_memory && !path.is_empty() {
         // sqlx percent-decodes the path; so must the directory we create.
         let decoded = path

@@ -61,13 +61,9 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let stop = CancellationToken::new();
-        let on_signal = stop.clone();
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            on_signal.cancel();
-        });
-        let (mut deliveries, _health) = WsClient::new(client, WsOptions::default()).start(stop);
+        // Runs until the harness kills it: no graceful stop is needed.
+        let (mut deliveries, _health) =
+            WsClient::new(client, WsOptions::default()).start(CancellationToken::new());
         while let Some(delivery) = deliveries.recv().await {
             delivery.ack.ack(None);
         }

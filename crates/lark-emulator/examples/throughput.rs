@@ -7,27 +7,9 @@
 use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
-use lark_emulator::{Emulator, EmulatorConfig, UserMessage};
+use lark_emulator::{process_cpu_secs, Emulator, EmulatorConfig, UserMessage};
 use lark_wire::frame::{ack_payload, Frame, METHOD_DATA};
 use tokio_tungstenite::tungstenite::Message;
-
-/// User + system CPU seconds of this process (Linux `/proc/self/stat`).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -74,7 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         acked
     });
-    let cpu0 = cpu_seconds();
+    let cpu0 = process_cpu_secs();
     let t0 = Instant::now();
     for i in 0..events {
         emu.send_message(UserMessage {
@@ -90,7 +72,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::task::yield_now().await;
     }
     let wall = t0.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu0;
+    let cpu = process_cpu_secs() - cpu0;
     let s = &emu.stats().apps[&app.app_id];
     println!(
         "{acked} events in {wall:.2} s: {:.0} events/s, {:.1} µs CPU/event (client included), ack p50 {:.2} ms p99 {:.2} ms",

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+pub use bench::process_cpu_secs;
 pub use cli::{announce_then_wait_for_interrupt, run_cli};
 pub use config::{EmulatorConfig, DEFAULT_APP_ID, DEFAULT_APP_SECRET, DEFAULT_BOT_NAME};
 pub use error::Error;

@@ -27,7 +27,9 @@ mod imp {
                 let mut fields = line.split_whitespace();
                 let range = fields.next()?;
                 let perms = fields.next()?;
-                let path = fields.nth(3)?;
+                // The path is the rest of the line (it may hold spaces); the
+                // fields before it never contain a '/'.
+                let path = line[line.find('/')?..].trim_end();
                 // Read-only or executable, private: clean pages of the file.
                 if path != exe || perms.contains('w') || !perms.ends_with('p') {
                     return None;
@@ -71,10 +73,15 @@ mod imp {
 5900-5a00 rw-p 00300000 fe:00 1 /usr/bin/larkgate
 7f00-7f10 r-xp 00000000 fe:00 2 /usr/lib/libc.so.6
 7f20-7f30 rw-p 00000000 00:00 0
+7f40-7f50 r-xp 00000000 fe:00 3 /opt/my apps/larkgate
 ";
             assert_eq!(
                 own_mappings(maps, "/usr/bin/larkgate"),
                 vec![(0x5600, 0x100), (0x5700, 0x200)]
+            );
+            assert_eq!(
+                own_mappings(maps, "/opt/my apps/larkgate"),
+                vec![(0x7f40, 0x10)]
             );
         }
     }

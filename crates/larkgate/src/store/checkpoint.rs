@@ -8,21 +8,15 @@
 //! [`BACKSTOP_PAGES`]), and a second connection runs a `PASSIVE` checkpoint
 //! in the background every [`EVERY_ROWS`] inbox rows. A passive checkpoint
 //! never blocks the writer: commits go on appending to the WAL meanwhile.
-//! Under a steady stream of writes the WAL is then never completely copied
-//! at the moment a writer starts, so it could not start over; past
-//! [`RESTART_FRAMES`] a short `RESTART` checkpoint follows the passive one.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use sqlx::{AnyConnection, Executor, Row};
+use sqlx::{AnyConnection, Executor};
 use tokio::sync::Mutex;
 
 /// Inbox rows between background checkpoints (roughly 1,000 WAL pages).
 pub const EVERY_ROWS: usize = 256;
-
-/// WAL size (frames) at which a checkpoint also restarts the log.
-pub const RESTART_FRAMES: i64 = 2_000;
 
 /// `wal_autocheckpoint` of the writing connection: the backstop if the
 /// background checkpoints stop keeping up (16 MB of WAL).
@@ -35,7 +29,6 @@ pub struct Checkpointer {
     rows_since: AtomicUsize,
     running: AtomicBool,
     done: AtomicUsize,
-    restarts: AtomicUsize,
 }
 
 impl Checkpointer {
@@ -46,7 +39,6 @@ impl Checkpointer {
             rows_since: AtomicUsize::new(0),
             running: AtomicBool::new(false),
             done: AtomicUsize::new(0),
-            restarts: AtomicUsize::new(0),
         })
     }
 
@@ -64,7 +56,12 @@ impl Checkpointer {
         };
         let this = Arc::clone(self);
         runtime.spawn(async move {
-            let result = this.checkpoint().await;
+            let result = this
+                .conn
+                .lock()
+                .await
+                .execute("PRAGMA wal_checkpoint(PASSIVE)")
+                .await;
             match result {
                 Ok(_) => {
                     this.done.fetch_add(1, Ordering::Relaxed);
@@ -74,29 +71,6 @@ impl Checkpointer {
             }
             this.running.store(false, Ordering::Release);
         });
-    }
-
-    /// A passive checkpoint; then, when the WAL has grown past
-    /// [`RESTART_FRAMES`] (writes kept coming during every passive one, so
-    /// it never got fully copied and could never start over), a `RESTART`
-    /// one. The passive pass already copied nearly everything, so the
-    /// restart holds the writer back only for the last few frames.
-    async fn checkpoint(&self) -> Result<(), sqlx::Error> {
-        let mut conn = self.conn.lock().await;
-        let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_one(&mut *conn)
-            .await?;
-        let frames: i64 = row.try_get(1)?;
-        if frames >= RESTART_FRAMES {
-            conn.execute("PRAGMA wal_checkpoint(RESTART)").await?;
-            self.restarts.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-
-    /// Checkpoints that restarted the WAL so far.
-    pub fn restarts(&self) -> usize {
-        self.restarts.load(Ordering::Relaxed)
     }
 
     /// Checkpoints completed so far.

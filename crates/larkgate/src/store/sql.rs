@@ -165,11 +165,6 @@ impl SqlStore {
         self.checkpoints.as_ref().map_or(0, |c| c.completed())
     }
 
-    /// Background checkpoints that also restarted the WAL.
-    pub fn wal_restarts(&self) -> usize {
-        self.checkpoints.as_ref().map_or(0, |c| c.restarts())
-    }
-
     async fn conn(&self) -> Result<Conn<'_>, StoreError> {
         Ok(match &*self.handle {
             Handle::Pool(pool) => Conn::Pooled(pool.acquire().await?),

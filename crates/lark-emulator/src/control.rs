@@ -226,12 +226,9 @@ pub async fn card_action(
     }
 }
 
-/// `GET /_emulator/chats/{chat_id}/messages[?wait_version=N&timeout_ms=T]`.
-pub async fn chat_messages(
-    AxState(core): Core_,
-    Path(chat_id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
+/// A long-poll's `wait_version` (if any) and `timeout_ms` (at most
+/// [`MAX_WAIT`]).
+pub(crate) fn long_poll(q: &HashMap<String, String>) -> (Option<u64>, Duration) {
     let wait = q.get("wait_version").and_then(|v| v.parse::<u64>().ok());
     let timeout = q
         .get("timeout_ms")
@@ -239,6 +236,16 @@ pub async fn chat_messages(
         .map(Duration::from_millis)
         .unwrap_or(MAX_WAIT)
         .min(MAX_WAIT);
+    (wait, timeout)
+}
+
+/// `GET /_emulator/chats/{chat_id}/messages[?wait_version=N&timeout_ms=T]`.
+pub async fn chat_messages(
+    AxState(core): Core_,
+    Path(chat_id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let (wait, timeout) = long_poll(&q);
     match wait {
         Some(after) => respond(core.wait_chat(&chat_id, after, timeout).await),
         None => respond(core.chat_view(&chat_id)),

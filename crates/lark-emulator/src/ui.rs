@@ -17,7 +17,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::control::{self, MAX_WAIT};
+use crate::control;
 use crate::model::ChatMessageView;
 use crate::state::{ChatMode, Core, State};
 
@@ -315,13 +315,7 @@ async fn chats(
     AxState(core): AxState<Arc<Core>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(after) = q.get("wait_version").and_then(|v| v.parse::<u64>().ok()) {
-        let timeout = q
-            .get("timeout_ms")
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(Duration::from_millis)
-            .unwrap_or(MAX_WAIT)
-            .min(MAX_WAIT);
+    if let (Some(after), timeout) = crate::control::long_poll(&q) {
         core.wait_any_chat(after, timeout).await;
     }
     Json(core.ui_chats()).into_response()

@@ -8,6 +8,7 @@ use lark_client::{Client, OutgoingMessage, ReceiveIdType};
 use super::args::SendArgs;
 use super::{client_for, load_config, pick_account, print_warnings, Failure, Outcome};
 use crate::diagnose;
+use crate::outbound::media::file_type;
 
 pub(super) async fn send(path: Option<&Path>, args: SendArgs) -> Outcome {
     let loaded = load_config(path)?;
@@ -57,7 +58,7 @@ async fn message(client: &Client, args: &SendArgs) -> Result<OutgoingMessage, Fa
     if let Some(file) = &args.file {
         let bytes = read(file).await?;
         let key = client
-            .upload_file(file_type(file), &file_name(file), bytes, None)
+            .upload_file(file_type(&file_name(file)), &file_name(file), bytes, None)
             .await
             .map_err(|e| platform("uploading the file", &e))?;
         return Ok(OutgoingMessage::file(&key));
@@ -79,24 +80,6 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_else(|| "file".into())
 }
 
-/// The upload's `file_type`, by extension.
-fn file_type(path: &Path) -> &'static str {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    match ext.as_str() {
-        "opus" => "opus",
-        "mp4" => "mp4",
-        "pdf" => "pdf",
-        "doc" | "docx" => "doc",
-        "xls" | "xlsx" => "xls",
-        "ppt" | "pptx" => "ppt",
-        _ => "stream",
-    }
-}
-
 fn platform(doing: &str, e: &lark_client::Error) -> Failure {
     Failure::runtime(format!("{doing} failed: {}", diagnose::explain(e)))
 }
@@ -107,10 +90,12 @@ mod tests {
 
     #[test]
     fn upload_types_follow_the_extension() {
-        assert_eq!(file_type(Path::new("a/report.PDF")), "pdf");
-        assert_eq!(file_type(Path::new("deck.pptx")), "ppt");
-        assert_eq!(file_type(Path::new("voice.opus")), "opus");
-        assert_eq!(file_type(Path::new("data.csv")), "stream");
-        assert_eq!(file_type(Path::new("noext")), "stream");
+        let kind = |p: &str| file_type(&file_name(Path::new(p)));
+        assert_eq!(kind("a/report.PDF"), "pdf");
+        assert_eq!(kind("deck.pptx"), "ppt");
+        assert_eq!(kind("voice.opus"), "opus");
+        // Sent as a `file` message: an mp4 goes up as a generic file.
+        assert_eq!(kind("clip.mp4"), "stream");
+        assert_eq!(kind("noext"), "stream");
     }
 }

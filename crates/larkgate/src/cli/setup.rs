@@ -7,7 +7,7 @@
 //! each step (the switch to Lark included) and so that the Lark accounts
 //! host can be given for tests (`--lark-domain`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use lark_client::registration::{self, Approved, PollOutcome, Registration};
@@ -19,6 +19,7 @@ use super::args::SetupArgs;
 use super::config_cmd::write_template;
 use super::{config_path, Failure, Outcome};
 use crate::config::edit::{self, EditError};
+use crate::config::load::absolute;
 use crate::config::Format;
 use crate::diagnose;
 
@@ -335,16 +336,6 @@ fn write_secret_file(path: &Path, secret: &str) -> Result<(), Failure> {
     f.write_all(secret.as_bytes()).map_err(fail)?;
     f.write_all(b"\n").map_err(fail)?;
     f.sync_all().map_err(fail)
-}
-
-/// The absolute form of a path given on the command line.
-fn absolute(path: &Path) -> PathBuf {
-    if path.is_absolute() {
-        return path.to_path_buf();
-    }
-    std::env::current_dir()
-        .map(|cwd| cwd.join(path))
-        .unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// How the config refers to `target`: relative to the config's directory

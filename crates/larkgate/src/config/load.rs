@@ -297,7 +297,8 @@ fn sqlite_url(file: &Path, query: &str) -> String {
     }
 }
 
-fn absolute(path: &Path) -> PathBuf {
+/// The absolute form of `path` (relative to the working directory).
+pub(crate) fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
         return path.to_path_buf();
     }

@@ -48,7 +48,7 @@ mod account;
 mod agents;
 pub mod edit;
 mod issues;
-mod load;
+pub(crate) mod load;
 pub mod model;
 mod schema;
 mod table;

@@ -102,7 +102,7 @@
 
 mod feed;
 mod kit;
-mod media;
+pub(crate) mod media;
 mod messages;
 mod notes;
 mod patch;

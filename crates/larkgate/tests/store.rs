@@ -142,6 +142,7 @@ on_both_databases!(
     duplicate_event_id_across_batches,
     duplicate_message_id_across_batches,
     duplicates_within_one_batch,
+    finished_rows_are_not_deduplicated,
     ids_match_events_of_a_new_batch,
     accounts_do_not_share_dedup,
     batches_larger_than_one_statement,
@@ -249,6 +250,42 @@ async fn duplicates_within_one_batch(db: &TestDb) {
     assert_eq!(stored.event_id, "e5");
     assert_eq!(stored.message_id.as_deref(), Some("m2"));
     assert_eq!(stored.state, InboundState::Pending);
+}
+
+/// Events recorded finished (nothing left to do) are not deduplicated: a
+/// redelivery is recorded again, and they never block the same ids arriving
+/// later as events to act on. Unfinished events still deduplicate.
+async fn finished_rows_are_not_deduplicated(db: &TestDb) {
+    let s = &db.store;
+    let dropped = |event_id: &str, message_id: &str| {
+        let mut e = event("a", event_id, Some(message_id));
+        e.state = InboundState::Dropped("no mention".into());
+        e.payload = String::new();
+        e
+    };
+    let out = s
+        .insert_inbound(&[dropped("d1", "dm1"), dropped("d1", "dm1")])
+        .await
+        .unwrap();
+    let (first, second) = (inserted_id(out[0]), inserted_id(out[1]));
+    assert_ne!(first, second, "a repeat inside one batch is recorded again");
+    let again = s.insert_inbound(&[dropped("d1", "dm1")]).await.unwrap();
+    assert!(inserted_id(again[0]) > second, "and so is a later redelivery");
+    let row = s.get_inbound(first).await.unwrap().expect("dropped row");
+    assert_eq!(row.state, InboundState::Dropped("no mention".into()));
+
+    // The same ids as an event to act on: recorded once, then deduplicated.
+    let pending = s
+        .insert_inbound(&[event("a", "d1", Some("dm1"))])
+        .await
+        .unwrap();
+    inserted_id(pending[0]);
+    let repeat = s
+        .insert_inbound(&[event("a", "d1", Some("dm1")), dropped("d1", "dm1")])
+        .await
+        .unwrap();
+    assert_eq!(repeat[0], InsertOutcome::Duplicate);
+    inserted_id(repeat[1]);
 }
 
 async fn ids_match_events_of_a_new_batch(db: &TestDb) {

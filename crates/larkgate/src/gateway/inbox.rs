@@ -1,7 +1,8 @@
 //! The durable inbox: every delivery is recorded before it is acked, in
 //! batches (one statement for whatever arrived together), deduplicated by
-//! the store's constraints on event_id and message_id, then acked and handed
-//! on in arrival order. Nothing waits for an agent before the ack.
+//! the store's constraints on event_id and message_id (for the events that
+//! still need work; see the store's design notes), then acked and handed on
+//! in arrival order. Nothing waits for an agent before the ack.
 //!
 //! The plan for each event (normalize, staleness, policy) is made before the
 //! insert, so an event that needs nothing more — a group message that does

@@ -12,7 +12,14 @@
 //!   RETURNING id`: a row that comes back was new, a row that does not was
 //!   a duplicate. There is no read-then-write window, so two connections (or,
 //!   with PostgreSQL, two instances) racing on one event cannot both win, and
-//!   a restart forgets nothing.
+//!   a restart forgets nothing. The constraint covers the rows recorded
+//!   *unfinished* (the `dedup` column, fixed at insert): a row recorded
+//!   already finished — chatter that does not mention the bot, a refused
+//!   sender, a stale message, a reaction — led to nothing but a log line, so
+//!   its redelivery is harmless and is simply recorded again. That keeps
+//!   the inbox append-only for the bulk of a busy bot's traffic: an index
+//!   of random event ids costs a page write per insert once it outgrows a
+//!   batch, which was most of the ingest CPU (docs/BENCHMARKS.md).
 //! - **Batching is the hot path.** Acking waits for the insert, and the cost
 //!   of a write is dominated by the transaction commit, not by the row. So
 //!   [`Store::insert_inbound`] takes a slice of events and writes them with
@@ -248,7 +255,10 @@ pub trait Store: Send + Sync {
     // ---- inbox ----
 
     /// Records deliveries, in one transaction, and says for each (same
-    /// order) whether it is new or a duplicate.
+    /// order) whether it is new or a duplicate. Only events recorded
+    /// unfinished (pending or processing: something is still to be done)
+    /// are deduplicated; an event recorded finished is always inserted
+    /// (see the module's design notes).
     fn insert_inbound<'a>(
         &'a self,
         events: &'a [NewInbound],

@@ -2,7 +2,7 @@
 //! PostgreSQL alike: the same queries, a pool for PostgreSQL, one owned
 //! connection for SQLite (see [`Handle`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Columns written per inbox row.
-const INBOUND_COLUMNS: usize = 9;
+const INBOUND_COLUMNS: usize = 10;
 
 /// Rows per multi-row insert: 7 × 256 parameters stays far below the limits
 /// of SQLite (32 766) and PostgreSQL (65 535).
@@ -237,11 +237,12 @@ impl SqlStore {
                 .bind(e.payload.as_str())
                 .bind(e.received_at_ms)
                 .bind(e.state.name())
-                .bind(e.state.reason());
+                .bind(e.state.reason())
+                .bind(e.state.is_unfinished());
         }
         let rows = query.fetch_all(&mut *conn).await?;
         let inserted = match self.backend {
-            Backend::Postgres => keyed_ids(&rows)?,
+            Backend::Postgres => new_rows(&rows)?,
             Backend::Sqlite => {
                 let Some(row) = rows.first() else {
                     return Err(StoreError::Corrupt("insert returned no counts".into()));
@@ -265,13 +266,13 @@ impl SqlStore {
                 // rowid is the largest + 1, and skipped rows take none.
                 // Ask which events they are.
                 let rows = sqlx::query(
-                    "SELECT id, account, event_id FROM inbound WHERE id > $1 AND id <= $2",
+                    "SELECT id, account, event_id, state FROM inbound WHERE id > $1 AND id <= $2",
                 )
                 .bind(last_id - count)
                 .bind(last_id)
                 .fetch_all(&mut *conn)
                 .await?;
-                keyed_ids(&rows)?
+                new_rows(&rows)?
             }
         };
         fill_outcomes(outcomes, events, which, inserted);
@@ -449,7 +450,8 @@ async fn open_sqlite(url: &str) -> Result<AnyConnection, StoreError> {
 }
 
 /// Indexes of the events that are not repeats of an earlier event of the same
-/// batch (same account and event_id, or same account and message_id).
+/// batch (same account and event_id, or same account and message_id, both
+/// recorded unfinished: finished ones are never repeats).
 fn first_occurrences(events: &[NewInbound]) -> Vec<usize> {
     if events.len() == 1 {
         return vec![0];
@@ -458,6 +460,11 @@ fn first_occurrences(events: &[NewInbound]) -> Vec<usize> {
     let mut message_ids = HashSet::with_capacity(events.len());
     let mut fresh = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
+        if !e.state.is_unfinished() {
+            // Recorded finished: not deduplicated (see `Store::insert_inbound`).
+            fresh.push(i);
+            continue;
+        }
         let event_key = (e.account.as_str(), e.event_id.as_str());
         let message_key = e.message_id.as_deref().map(|m| (e.account.as_str(), m));
         let repeat =
@@ -481,7 +488,7 @@ fn insert_sql(backend: Backend, n: usize) -> String {
     let mut sql = String::with_capacity(120 + n * 40);
     sql.push_str(
         "INSERT INTO inbound (account, event_id, message_id, event_type, chat_id, payload, \
-         received_at_ms, state, reason) VALUES ",
+         received_at_ms, state, reason, dedup) VALUES ",
     );
     for row in 0..n {
         if row > 0 {
@@ -507,36 +514,60 @@ fn insert_sql(backend: Backend, n: usize) -> String {
         // One result row instead of one per inserted event: rows come back
         // from sqlx's SQLite worker one message at a time.
         Backend::Sqlite => sql.push_str("; SELECT last_insert_rowid(), changes()"),
-        Backend::Postgres => sql.push_str(" RETURNING id, account, event_id"),
+        Backend::Postgres => sql.push_str(" RETURNING id, account, event_id, state"),
     }
     sql
 }
 
-/// `(id, account, event_id)` of each row.
-fn keyed_ids(rows: &[AnyRow]) -> Result<Vec<(i64, String, String)>, StoreError> {
+/// A row the insert created, as it identifies its event.
+struct NewRow {
+    id: i64,
+    account: String,
+    event_id: String,
+    /// Recorded unfinished, so deduplicated (unique among new rows).
+    deduped: bool,
+}
+
+/// Each `(id, account, event_id, state)` row as a [`NewRow`].
+fn new_rows(rows: &[AnyRow]) -> Result<Vec<NewRow>, StoreError> {
     rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .map(|r| {
+            let state: String = r.try_get(3)?;
+            Ok(NewRow {
+                id: r.try_get(0)?,
+                account: r.try_get(1)?,
+                event_id: r.try_get(2)?,
+                deduped: matches!(state.as_str(), "pending" | "processing"),
+            })
+        })
         .collect()
 }
 
 /// Marks the events of `which` that came back from the insert as inserted.
+/// An event is known by its account, event_id and whether it was
+/// deduplicated; events recorded finished may share all three, and are
+/// matched in order (ids follow the statement's VALUES order).
 fn fill_outcomes(
     outcomes: &mut [InsertOutcome],
     events: &[NewInbound],
     which: &[usize],
-    inserted: Vec<(i64, String, String)>,
+    mut inserted: Vec<NewRow>,
 ) {
-    if let ([i], [(id, _, _)]) = (which, inserted.as_slice()) {
-        outcomes[*i] = InsertOutcome::Inserted(*id);
+    if let ([i], [row]) = (which, inserted.as_slice()) {
+        outcomes[*i] = InsertOutcome::Inserted(row.id);
         return;
     }
-    let index: HashMap<(&str, &str), usize> = which
-        .iter()
-        .map(|&i| ((events[i].account.as_str(), events[i].event_id.as_str()), i))
-        .collect();
-    for (id, account, event_id) in &inserted {
-        if let Some(&i) = index.get(&(account.as_str(), event_id.as_str())) {
-            outcomes[i] = InsertOutcome::Inserted(*id);
+    let mut index: HashMap<(&str, &str, bool), VecDeque<usize>> = HashMap::new();
+    for &i in which {
+        let e = &events[i];
+        let key = (e.account.as_str(), e.event_id.as_str(), e.state.is_unfinished());
+        index.entry(key).or_default().push_back(i);
+    }
+    inserted.sort_unstable_by_key(|row| row.id);
+    for row in &inserted {
+        let key = (row.account.as_str(), row.event_id.as_str(), row.deduped);
+        if let Some(i) = index.get_mut(&key).and_then(VecDeque::pop_front) {
+            outcomes[i] = InsertOutcome::Inserted(row.id);
         }
     }
 }

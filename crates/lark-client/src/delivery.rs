@@ -144,7 +144,7 @@ impl AckHandle {
                     AckOutcome::Failed => (500, None),
                 };
                 let biz_rt = u64::try_from(received_at.elapsed().as_millis()).unwrap_or(u64::MAX);
-                let ack = Session::ack(&frame, code, biz_rt, body);
+                let ack = Session::into_ack(*frame, code, biz_rt, body);
                 // A closed socket means the connection died: the platform redelivers.
                 let _ = socket.send(ack.to_bytes());
             }

@@ -2,6 +2,8 @@
 //! messages. Unknown event types, message types and fields parse without
 //! failing.
 
+use std::borrow::Cow;
+
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -119,6 +121,16 @@ impl Envelope {
         self.event_as().unwrap_or(Value::Null)
     }
 
+    /// The [`MessageHead`] of an `im.message.receive_v1` event, if this is
+    /// one: a cheaper read than [`Envelope::message_receive`] when only the
+    /// decision to answer is needed.
+    pub fn message_head(&self) -> Option<MessageHead<'_>> {
+        if self.header.event_type != "im.message.receive_v1" {
+            return None;
+        }
+        serde_json::from_str(self.event.get()).ok()
+    }
+
     /// The `im.message.receive_v1` payload, if this is one.
     pub fn message_receive(&self) -> Option<MessageReceive> {
         if self.header.event_type != "im.message.receive_v1" {
@@ -212,6 +224,70 @@ pub struct MessageReceive {
     pub sender: Sender,
     /// The message.
     pub message: Message,
+}
+
+/// What decides whether a received message is answered, borrowed from the
+/// event JSON: ids, chat type, sender type, creation time and mentions. The
+/// content (most of the bytes) is skipped, not copied; see
+/// [`Envelope::message_head`].
+#[derive(Debug, Default, Deserialize)]
+pub struct MessageHead<'a> {
+    /// Who sent it.
+    #[serde(default, borrow)]
+    pub sender: SenderHead<'a>,
+    /// The message.
+    #[serde(borrow)]
+    pub message: MessageHeadFields<'a>,
+}
+
+/// [`MessageHead`]'s sender.
+#[derive(Debug, Default, Deserialize)]
+pub struct SenderHead<'a> {
+    /// Sender ids.
+    #[serde(default, borrow)]
+    pub sender_id: OpenIdOnly<'a>,
+    /// `user` (or `app` for bots).
+    #[serde(default, borrow)]
+    pub sender_type: Cow<'a, str>,
+}
+
+/// A user's `open_id` (the other ids skipped).
+#[derive(Debug, Default, Deserialize)]
+pub struct OpenIdOnly<'a> {
+    /// `ou_…`.
+    #[serde(default, borrow)]
+    pub open_id: Cow<'a, str>,
+}
+
+/// [`MessageHead`]'s message.
+#[derive(Debug, Default, Deserialize)]
+pub struct MessageHeadFields<'a> {
+    /// `om_…`.
+    #[serde(borrow)]
+    pub message_id: Cow<'a, str>,
+    /// Milliseconds, as a string.
+    #[serde(default, borrow)]
+    pub create_time: Cow<'a, str>,
+    /// `oc_…`.
+    #[serde(default, borrow)]
+    pub chat_id: Cow<'a, str>,
+    /// `p2p` or `group`.
+    #[serde(default, borrow)]
+    pub chat_type: Cow<'a, str>,
+    /// Mentions (absent when none).
+    #[serde(default, borrow)]
+    pub mentions: Vec<MentionHead<'a>>,
+}
+
+/// [`MessageHead`]'s view of one `@`.
+#[derive(Debug, Default, Deserialize)]
+pub struct MentionHead<'a> {
+    /// Placeholder inside the content, such as `@_user_1` or `@_all`.
+    #[serde(default, borrow)]
+    pub key: Cow<'a, str>,
+    /// The mentioned user's ids.
+    #[serde(default, borrow)]
+    pub id: OpenIdOnly<'a>,
 }
 
 /// Received content, typed by `message_type`.

@@ -63,7 +63,7 @@ impl Reassembler {
         message_id: &str,
         sum: Option<&str>,
         seq: Option<&str>,
-        payload: &[u8],
+        payload: Vec<u8>,
         now: Instant,
     ) -> Result<Option<Vec<u8>>, FragmentError> {
         let bad = || FragmentError::BadHeaders {
@@ -72,7 +72,7 @@ impl Reassembler {
         };
         let total: usize = sum.unwrap_or("1").parse().map_err(|_| bad())?;
         if total <= 1 {
-            return Ok(Some(payload.to_vec()));
+            return Ok(Some(payload));
         }
         let index: usize = seq.ok_or_else(bad)?.parse().map_err(|_| bad())?;
         if total > MAX_FRAGMENTS || index >= total {
@@ -96,10 +96,11 @@ impl Reassembler {
         if self.held + payload.len() > self.max_bytes {
             return Err(FragmentError::BufferFull(self.held));
         }
-        partial.slots[index] = Some(payload.to_vec());
-        partial.bytes += payload.len();
+        let len = payload.len();
+        partial.slots[index] = Some(payload);
+        partial.bytes += len;
         partial.touched = now;
-        self.held += payload.len();
+        self.held += len;
         if partial.slots.iter().any(Option::is_none) {
             return Ok(None);
         }
@@ -137,7 +138,7 @@ mod tests {
     fn single_frame_passes_through() {
         let now = Instant::now();
         assert_eq!(
-            r().push("m", Some("1"), Some("0"), b"ab", now).unwrap(),
+            r().push("m", Some("1"), Some("0"), b"ab".to_vec(), now).unwrap(),
             Some(b"ab".to_vec())
         );
     }
@@ -146,11 +147,11 @@ mod tests {
     fn out_of_order_and_duplicates() {
         let now = Instant::now();
         let mut r = r();
-        assert_eq!(r.push("m", Some("3"), Some("2"), b"c", now).unwrap(), None);
-        assert_eq!(r.push("m", Some("3"), Some("0"), b"a", now).unwrap(), None);
-        assert_eq!(r.push("m", Some("3"), Some("0"), b"a", now).unwrap(), None);
+        assert_eq!(r.push("m", Some("3"), Some("2"), b"c".to_vec(), now).unwrap(), None);
+        assert_eq!(r.push("m", Some("3"), Some("0"), b"a".to_vec(), now).unwrap(), None);
+        assert_eq!(r.push("m", Some("3"), Some("0"), b"a".to_vec(), now).unwrap(), None);
         assert_eq!(
-            r.push("m", Some("3"), Some("1"), b"b", now).unwrap(),
+            r.push("m", Some("3"), Some("1"), b"b".to_vec(), now).unwrap(),
             Some(b"abc".to_vec())
         );
         assert_eq!(r.held_bytes(), 0);
@@ -160,7 +161,7 @@ mod tests {
     fn incomplete_sets_expire() {
         let now = Instant::now();
         let mut r = r();
-        r.push("m", Some("2"), Some("0"), b"a", now).unwrap();
+        r.push("m", Some("2"), Some("0"), b"a".to_vec(), now).unwrap();
         assert_eq!(r.held_bytes(), 1);
         assert_eq!(r.expire(now + Duration::from_secs(6)), 1);
         assert_eq!(r.held_bytes(), 0);
@@ -170,12 +171,12 @@ mod tests {
     fn bad_headers_and_cap() {
         let now = Instant::now();
         let mut r = r();
-        assert!(r.push("m", Some("2"), Some("2"), b"a", now).is_err());
-        assert!(r.push("m", Some("x"), Some("0"), b"a", now).is_err());
-        assert!(r.push("m", Some("1000"), Some("0"), b"a", now).is_err());
+        assert!(r.push("m", Some("2"), Some("2"), b"a".to_vec(), now).is_err());
+        assert!(r.push("m", Some("x"), Some("0"), b"a".to_vec(), now).is_err());
+        assert!(r.push("m", Some("1000"), Some("0"), b"a".to_vec(), now).is_err());
         let big = vec![0u8; 1025];
         assert_eq!(
-            r.push("m", Some("2"), Some("0"), &big, now),
+            r.push("m", Some("2"), Some("0"), big.clone(), now),
             Err(FragmentError::BufferFull(0))
         );
     }

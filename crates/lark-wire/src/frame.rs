@@ -173,10 +173,23 @@ impl Frame {
     /// The ack for this data frame: the frame echoed with `biz_rt` added and
     /// the payload replaced by `ack_payload` (see [`ack_payload`]).
     pub fn to_ack(&self, biz_rt_ms: u64, ack_payload: Vec<u8>) -> Frame {
-        let mut ack = self.clone();
-        ack.set_header("biz_rt", biz_rt_ms.to_string());
-        ack.payload = Some(ack_payload);
-        ack
+        let headers_only = Frame {
+            headers: self.headers.clone(),
+            payload_encoding: self.payload_encoding.clone(),
+            payload_type: self.payload_type.clone(),
+            payload: None,
+            log_id_new: self.log_id_new.clone(),
+            ..*self
+        };
+        headers_only.into_ack(biz_rt_ms, ack_payload)
+    }
+
+    /// [`Frame::to_ack`] for a frame no longer needed: its headers are
+    /// reused, not copied.
+    pub fn into_ack(mut self, biz_rt_ms: u64, ack_payload: Vec<u8>) -> Frame {
+        self.set_header("biz_rt", biz_rt_ms.to_string());
+        self.payload = Some(ack_payload);
+        self
     }
 }
 

@@ -185,11 +185,12 @@ impl Session {
         }
     }
 
-    fn on_data(&mut self, frame: Frame, now: Instant) -> Vec<Action> {
-        let message_id = frame.header("message_id").unwrap_or("").to_string();
-        let payload = frame.payload.as_deref().unwrap_or(&[]);
+    fn on_data(&mut self, mut frame: Frame, now: Instant) -> Vec<Action> {
+        // The payload moves on to the delivery; the frame kept for the ack
+        // needs only its headers.
+        let payload = frame.payload.take().unwrap_or_default();
         match self.fragments.push(
-            &message_id,
+            frame.header("message_id").unwrap_or(""),
             frame.header("sum"),
             frame.header("seq"),
             payload,
@@ -217,6 +218,17 @@ impl Session {
         response_body: Option<&[u8]>,
     ) -> Frame {
         delivered.to_ack(biz_rt_ms, ack_payload(code, response_body))
+    }
+
+    /// [`Session::ack`] consuming the delivered frame (no copy of its
+    /// headers).
+    pub fn into_ack(
+        delivered: Frame,
+        code: u16,
+        biz_rt_ms: u64,
+        response_body: Option<&[u8]>,
+    ) -> Frame {
+        delivered.into_ack(biz_rt_ms, ack_payload(code, response_body))
     }
 }
 

@@ -814,18 +814,24 @@ async fn a_sqlite_file_is_checkpointed_in_the_background() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/gw.db", dir.path().display());
     let store = larkgate::store::SqlStore::open(&url).await.unwrap();
-    for i in 0..600 {
-        let row = event("a", &format!("ev{i}"), Some(&format!("om{i}")));
-        store.insert_inbound(&[row]).await.unwrap();
-    }
+    // Checkpoints start every EVERY_ROWS rows, at most once per
+    // MIN_INTERVAL: keep writing until two have run.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut i = 0;
     while store.background_checkpoints() < 2 {
         assert!(
             std::time::Instant::now() < deadline,
-            "no background checkpoint after 600 rows"
+            "only {} background checkpoint(s) after {i} rows",
+            store.background_checkpoints()
         );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        for _ in 0..64 {
+            let row = event("a", &format!("ev{i}"), Some(&format!("om{i}")));
+            store.insert_inbound(&[row]).await.unwrap();
+            i += 1;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    assert!(i >= 2 * larkgate::store::CHECKPOINT_EVERY_ROWS, "{i} rows");
     let memory = larkgate::store::SqlStore::open("sqlite::memory:")
         .await
         .unwrap();

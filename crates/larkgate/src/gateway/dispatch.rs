@@ -8,10 +8,12 @@
 
 use std::sync::Arc;
 
+use lark_wire::envelope::{MessageHead, MessageReceive};
 use lark_wire::{Envelope, Event};
 
 use super::account::{now_ms, AccountRuntime};
 use super::turn::TurnJob;
+use crate::inbound::normalize::{is_bot_sender, is_p2p, mentions, parse_time_ms};
 use crate::inbound::{normalize, Normalized};
 use crate::policy::{self, pairing, Decision, MessageFacts, Refusal};
 use crate::session::commands::help_text;
@@ -30,15 +32,15 @@ pub(crate) enum Plan {
     },
     /// A message not to answer, and why.
     Refuse {
-        /// The message.
-        message: Box<Normalized>,
+        /// The message's ids.
+        message: MessageIds,
         /// The policy's reason.
         refusal: Refusal,
     },
     /// A message older than the cut-off.
     Stale {
-        /// The message.
-        message: Box<Normalized>,
+        /// The message's ids.
+        message: MessageIds,
         /// How old it is, in seconds.
         age_secs: i64,
     },
@@ -56,24 +58,108 @@ impl Plan {
             Plan::Note(..) => InboundState::Done,
         }
     }
+
+    /// The message's and its chat's ids, when the event is a message.
+    pub(crate) fn message_and_chat(&self) -> Option<(&str, &str)> {
+        match self {
+            Plan::Answer { message, .. } => Some((&message.message_id, &message.chat_id)),
+            Plan::Refuse { message, .. } | Plan::Stale { message, .. } => {
+                Some((&message.message_id, &message.chat_id))
+            }
+            Plan::Note(..) => None,
+        }
+    }
+}
+
+/// What a message not answered is known by (for its record and the log).
+pub(crate) struct MessageIds {
+    /// `om_…`.
+    pub(crate) message_id: String,
+    /// `oc_…`.
+    pub(crate) chat_id: String,
+    /// The sender's `ou_…`.
+    pub(crate) sender_open_id: String,
+}
+
+impl MessageIds {
+    fn of(message_id: &str, chat_id: &str, sender_open_id: &str) -> MessageIds {
+        MessageIds {
+            message_id: message_id.to_owned(),
+            chat_id: chat_id.to_owned(),
+            sender_open_id: sender_open_id.to_owned(),
+        }
+    }
 }
 
 /// Decides what to do with an event (no I/O).
+///
+/// Most of a busy group's traffic is refused (no mention), so a message is
+/// first judged on its [`MessageHead`] (ids, chat, sender, mentions; the
+/// content not even copied); only a message that may be answered is read
+/// whole and normalized (content parsed, mentions resolved).
 pub(crate) fn plan(rt: &AccountRuntime, env: &Envelope) -> Plan {
+    if let Some(refused) = env.message_head().and_then(|head| refuse_early(rt, &head)) {
+        return refused;
+    }
     match Event::from_envelope(env) {
-        Event::MessageReceived(m) => plan_message(rt, normalize(&m, &rt.bot_open_id())),
+        Event::MessageReceived(m) => plan_message(rt, &m),
         other => Plan::Note(Box::new(other), env.header.event_type.clone()),
     }
 }
 
-fn plan_message(rt: &AccountRuntime, n: Normalized) -> Plan {
-    let age_ms = now_ms() - n.create_time_ms;
-    if n.create_time_ms > 0 && age_ms > rt.cfg.stale_after_secs as i64 * 1000 {
+/// The plan for a message that is stale, or refused whatever its content
+/// says (the policy gives the same refusal with and without an `@all`,
+/// which only the content can tell).
+fn refuse_early(rt: &AccountRuntime, head: &MessageHead<'_>) -> Option<Plan> {
+    let m = &head.message;
+    let sender = &head.sender.sender_id.open_id;
+    let ids = || MessageIds::of(&m.message_id, &m.chat_id, sender);
+    if let Some(age_secs) = stale_age_secs(rt, &m.create_time) {
+        return Some(Plan::Stale {
+            message: ids(),
+            age_secs,
+        });
+    }
+    let bot_open_id = rt.bot_open_id();
+    let decide = |mention_all| {
+        let facts = MessageFacts {
+            p2p: is_p2p(&m.chat_type),
+            chat_id: &m.chat_id,
+            sender_open_id: sender,
+            sender_is_bot: is_bot_sender(&head.sender.sender_type),
+            mentions_bot: mentions(m.mentions.iter().map(|x| x.id.open_id.as_ref()), &bot_open_id),
+            mention_all,
+        };
+        policy::decide(&rt.cfg, &facts, false)
+    };
+    match decide(false) {
+        Decision::Refuse(refusal) if decide(true) == Decision::Refuse(refusal) => {
+            Some(Plan::Refuse {
+                message: ids(),
+                refusal,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// How old a message sent at `create_time` is, if older than the cut-off.
+fn stale_age_secs(rt: &AccountRuntime, create_time: &str) -> Option<i64> {
+    let created_ms = parse_time_ms(create_time);
+    let age_ms = now_ms() - created_ms;
+    (created_ms > 0 && age_ms > rt.cfg.stale_after_secs as i64 * 1000).then_some(age_ms / 1000)
+}
+
+/// Staleness, then policy on the normalized message.
+fn plan_message(rt: &AccountRuntime, m: &MessageReceive) -> Plan {
+    let msg = &m.message;
+    if let Some(age_secs) = stale_age_secs(rt, &msg.create_time) {
         return Plan::Stale {
-            message: Box::new(n),
-            age_secs: age_ms / 1000,
+            message: MessageIds::of(&msg.message_id, &msg.chat_id, &m.sender.sender_id.open_id),
+            age_secs,
         };
     }
+    let n = normalize(m, &rt.bot_open_id());
     match policy::decide(&rt.cfg, &facts(&n), false) {
         Decision::Allow => Plan::Answer {
             message: Box::new(n),
@@ -84,7 +170,11 @@ fn plan_message(rt: &AccountRuntime, n: Normalized) -> Plan {
             pair: true,
         },
         Decision::Refuse(refusal) => Plan::Refuse {
-            message: Box::new(n),
+            message: MessageIds {
+                message_id: n.message_id,
+                chat_id: n.chat_id,
+                sender_open_id: n.sender_open_id,
+            },
             refusal,
         },
     }

@@ -43,14 +43,9 @@ fn parse(rt: &AccountRuntime, d: &Delivery) -> Parsed {
         return Parsed::CardAction(env);
     }
     let plan = super::dispatch::plan(rt, &env);
-    let (message_id, chat_id) = match &plan {
-        Plan::Answer { message, .. }
-        | Plan::Refuse { message, .. }
-        | Plan::Stale { message, .. } => (
-            Some(message.message_id.clone()),
-            Some(message.chat_id.clone()),
-        ),
-        Plan::Note(..) => (None, None),
+    let (message_id, chat_id) = match plan.message_and_chat() {
+        Some((message_id, chat_id)) => (Some(message_id.to_owned()), Some(chat_id.to_owned())),
+        None => (None, None),
     };
     let event_id = if env.header.event_id.is_empty() {
         // No id to deduplicate on: fall back to a hash of the body, so an

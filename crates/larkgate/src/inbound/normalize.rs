@@ -72,22 +72,21 @@ pub struct Normalized {
 /// Normalizes an `im.message.receive_v1` event for the bot `bot_open_id`.
 pub fn normalize(event: &MessageReceive, bot_open_id: &str) -> Normalized {
     let m = &event.message;
-    let mentions_bot =
-        !bot_open_id.is_empty() && m.mentions.iter().any(|x| x.id.open_id == bot_open_id);
+    let mentions_bot = mentions(m.mentions.iter().map(|x| x.id.open_id.as_str()), bot_open_id);
     let (body, media) = render_content(&m.message_type, &m.content);
     let mention_all = m.mentions.iter().any(|x| x.key == "@_all") || has_all_placeholder(&body);
     let text = resolve_mentions(&body, &m.mentions, bot_open_id);
     Normalized {
         message_id: m.message_id.clone(),
         chat_id: m.chat_id.clone(),
-        p2p: m.chat_type == "p2p",
+        p2p: is_p2p(&m.chat_type),
         thread_id: non_empty(&m.thread_id),
         root_id: non_empty(&m.root_id),
         parent_id: non_empty(&m.parent_id),
         sender_open_id: event.sender.sender_id.open_id.clone(),
-        sender_is_bot: !event.sender.sender_type.is_empty() && event.sender.sender_type != "user",
+        sender_is_bot: is_bot_sender(&event.sender.sender_type),
         message_type: m.message_type.clone(),
-        create_time_ms: m.create_time.parse().unwrap_or(0),
+        create_time_ms: parse_time_ms(&m.create_time),
         text,
         mentions_bot,
         mention_all,
@@ -100,6 +99,26 @@ pub fn normalize(event: &MessageReceive, bot_open_id: &str) -> Normalized {
         media,
         merge_forward: m.message_type == "merge_forward",
     }
+}
+
+/// The bot (by open_id) is among the mentioned `open_ids`.
+pub fn mentions<'a>(mut open_ids: impl Iterator<Item = &'a str>, bot_open_id: &str) -> bool {
+    !bot_open_id.is_empty() && open_ids.any(|id| id == bot_open_id)
+}
+
+/// A chat of this `chat_type` is a 1:1 chat.
+pub fn is_p2p(chat_type: &str) -> bool {
+    chat_type == "p2p"
+}
+
+/// A sender of this `sender_type` is a bot or app, not a person.
+pub fn is_bot_sender(sender_type: &str) -> bool {
+    !sender_type.is_empty() && sender_type != "user"
+}
+
+/// A `create_time` in unix ms (0 when unreadable).
+pub fn parse_time_ms(create_time: &str) -> i64 {
+    create_time.parse().unwrap_or(0)
 }
 
 fn non_empty(s: &Option<String>) -> Option<String> {

@@ -56,6 +56,7 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
+pub use checkpoint::EVERY_ROWS as CHECKPOINT_EVERY_ROWS;
 pub use sql::SqlStore;
 
 /// The shortest time finished inbox rows are kept for deduplication (24 h).

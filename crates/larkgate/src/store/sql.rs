@@ -1051,10 +1051,12 @@ mod tests {
     #[test]
     fn insert_sql_numbers_every_placeholder_once() {
         let sql = insert_sql(Backend::Postgres, 2);
-        assert!(sql.contains("($1,$2,$3,$4,$5,$6,$7,$8,$9),($10,$11,$12,$13,$14,$15,$16,$17,$18)"));
-        assert!(!sql.contains("$19"));
+        assert!(sql.contains(
+            "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10),($11,$12,$13,$14,$15,$16,$17,$18,$19,$20)"
+        ));
+        assert!(!sql.contains("$21"));
         let sql = insert_sql(Backend::Sqlite, 2);
-        assert!(sql.contains("(?,?,?,?,?,?,?,?,?),(?,?,?,?,?,?,?,?,?) ON CONFLICT"));
+        assert!(sql.contains("(?,?,?,?,?,?,?,?,?,?),(?,?,?,?,?,?,?,?,?,?) ON CONFLICT"));
     }
 
     #[test]

@@ -121,16 +121,6 @@ impl Envelope {
         self.event_as().unwrap_or(Value::Null)
     }
 
-    /// The [`MessageHead`] of an `im.message.receive_v1` event, if this is
-    /// one: a cheaper read than [`Envelope::message_receive`] when only the
-    /// decision to answer is needed.
-    pub fn message_head(&self) -> Option<MessageHead<'_>> {
-        if self.header.event_type != "im.message.receive_v1" {
-            return None;
-        }
-        serde_json::from_str(self.event.get()).ok()
-    }
-
     /// The `im.message.receive_v1` payload, if this is one.
     pub fn message_receive(&self) -> Option<MessageReceive> {
         if self.header.event_type != "im.message.receive_v1" {
@@ -229,7 +219,7 @@ pub struct MessageReceive {
 /// What decides whether a received message is answered, borrowed from the
 /// event JSON: ids, chat type, sender type, creation time and mentions. The
 /// content (most of the bytes) is skipped, not copied; see
-/// [`Envelope::message_head`].
+/// [`peek_message`].
 #[derive(Debug, Default, Deserialize)]
 pub struct MessageHead<'a> {
     /// Who sent it.
@@ -238,6 +228,33 @@ pub struct MessageHead<'a> {
     /// The message.
     #[serde(borrow)]
     pub message: MessageHeadFields<'a>,
+}
+
+/// The ids a v2.0 header carries, borrowed (see [`peek_message`]).
+#[derive(Debug, Default, Deserialize)]
+pub struct HeaderIds<'a> {
+    /// Unique id of this event: the dedup key.
+    #[serde(default, borrow)]
+    pub event_id: Cow<'a, str>,
+    /// Dispatch key, such as `im.message.receive_v1`.
+    #[serde(default, borrow)]
+    pub event_type: Cow<'a, str>,
+}
+
+/// The header ids and [`MessageHead`] of a v2.0 `im.message.receive_v1`
+/// body, read in one pass that copies nothing but escaped strings; `None`
+/// for anything else (another event, a v1 body, malformed JSON), which
+/// [`Envelope::parse`] then reads in full.
+pub fn peek_message(bytes: &[u8]) -> Option<(HeaderIds<'_>, MessageHead<'_>)> {
+    #[derive(Deserialize)]
+    struct Peek<'a> {
+        #[serde(borrow)]
+        header: HeaderIds<'a>,
+        #[serde(borrow)]
+        event: MessageHead<'a>,
+    }
+    let peek: Peek<'_> = serde_json::from_slice(bytes).ok()?;
+    (peek.header.event_type == "im.message.receive_v1").then_some((peek.header, peek.event))
 }
 
 /// [`MessageHead`]'s sender.
@@ -474,6 +491,34 @@ mod tests {
             Content::parse(&m.message.message_type, &m.message.content),
             Content::Text("@_user_1 hello".into())
         );
+    }
+
+    #[test]
+    fn peeks_at_a_message_without_its_content() {
+        let (header, head) = peek_message(RECEIVE.as_bytes()).unwrap();
+        assert_eq!((&*header.event_id, &*header.event_type), ("e1", "im.message.receive_v1"));
+        assert_eq!(head.sender.sender_id.open_id, "ou_a");
+        assert_eq!(head.sender.sender_type, "user");
+        let m = &head.message;
+        assert_eq!((&*m.message_id, &*m.chat_id, &*m.chat_type), ("om_1", "oc_1", "group"));
+        assert_eq!(m.create_time, "1");
+        assert_eq!((&*m.mentions[0].key, &*m.mentions[0].id.open_id), ("@_user_1", "ou_bot"));
+        assert!(matches!(m.message_id, Cow::Borrowed(_)), "ids are borrowed");
+        // An escaped id still reads (owned).
+        let escaped = RECEIVE.replace(r#""chat_id":"oc_1""#, r#""chat_id":"oc_\u0031""#);
+        let (_, head) = peek_message(escaped.as_bytes()).unwrap();
+        assert_eq!(head.message.chat_id, "oc_1");
+    }
+
+    #[test]
+    fn peeking_declines_what_is_not_a_v2_message() {
+        let reaction = RECEIVE.replace("im.message.receive_v1", "im.message.reaction.created_v1");
+        assert!(peek_message(reaction.as_bytes()).is_none());
+        let no_message = r#"{"schema":"2.0","header":{"event_id":"e","event_type":"im.message.receive_v1"},"event":{"sender":{}}}"#;
+        assert!(peek_message(no_message.as_bytes()).is_none());
+        let v1 = br#"{"uuid":"u1","event":{"type":"message"}}"#;
+        assert!(peek_message(v1).is_none());
+        assert!(peek_message(b"{not json").is_none());
     }
 
     #[test]

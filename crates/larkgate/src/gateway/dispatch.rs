@@ -91,16 +91,9 @@ impl MessageIds {
     }
 }
 
-/// Decides what to do with an event (no I/O).
-///
-/// Most of a busy group's traffic is refused (no mention), so a message is
-/// first judged on its [`MessageHead`] (ids, chat, sender, mentions; the
-/// content not even copied); only a message that may be answered is read
-/// whole and normalized (content parsed, mentions resolved).
+/// Decides what to do with an event (no I/O). (Most of a busy group's
+/// traffic never gets here: the inbox refuses it with [`refuse_early`].)
 pub(crate) fn plan(rt: &AccountRuntime, env: &Envelope) -> Plan {
-    if let Some(refused) = env.message_head().and_then(|head| refuse_early(rt, &head)) {
-        return refused;
-    }
     match Event::from_envelope(env) {
         Event::MessageReceived(m) => plan_message(rt, &m),
         other => Plan::Note(Box::new(other), env.header.event_type.clone()),
@@ -109,8 +102,10 @@ pub(crate) fn plan(rt: &AccountRuntime, env: &Envelope) -> Plan {
 
 /// The plan for a message that is stale, or refused whatever its content
 /// says (the policy gives the same refusal with and without an `@all`,
-/// which only the content can tell).
-fn refuse_early(rt: &AccountRuntime, head: &MessageHead<'_>) -> Option<Plan> {
+/// which only the content can tell), judged on its [`MessageHead`] alone:
+/// most of a busy group's traffic is refused (no mention), and is then
+/// never read whole or normalized (content parsed, mentions resolved).
+pub(crate) fn refuse_early(rt: &AccountRuntime, head: &MessageHead<'_>) -> Option<Plan> {
     let m = &head.message;
     let sender = &head.sender.sender_id.open_id;
     let ids = || MessageIds::of(&m.message_id, &m.chat_id, sender);

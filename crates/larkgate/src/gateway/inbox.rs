@@ -24,6 +24,15 @@ use crate::store::{InboundState, InsertOutcome, NewInbound};
 /// Most deliveries recorded in one transaction.
 const MAX_BATCH: usize = 128;
 
+/// How many of `waiting` deliveries to record together: a power of two up
+/// to [`MAX_BATCH`], so the batch inserts use at most eight statements,
+/// each prepared once (the driver's statement cache would otherwise cycle
+/// through a statement per batch size); the rest start the next batch.
+fn batch_size(waiting: usize) -> usize {
+    let n = waiting.clamp(1, MAX_BATCH);
+    1 << n.ilog2()
+}
+
 /// What a delivery is, once its envelope is read.
 enum Parsed {
     /// An event to record (in the state its plan gives) and act on.
@@ -35,6 +44,16 @@ enum Parsed {
 }
 
 fn parse(rt: &AccountRuntime, d: &Delivery) -> Parsed {
+    // Chatter first: a message refused whatever its content says is judged
+    // on one borrowing pass over the body, without building the envelope.
+    if !d.card {
+        if let Some((header, head)) = lark_wire::envelope::peek_message(&d.payload) {
+            if let Some(plan) = super::dispatch::refuse_early(rt, &head) {
+                let row = record(rt, d, &header.event_id, &header.event_type, &plan);
+                return Parsed::Event(row, plan);
+            }
+        }
+    }
     let env = match Envelope::parse(&d.payload) {
         Ok(env) => env,
         Err(e) => return Parsed::Malformed(e.to_string()),
@@ -43,16 +62,28 @@ fn parse(rt: &AccountRuntime, d: &Delivery) -> Parsed {
         return Parsed::CardAction(env);
     }
     let plan = super::dispatch::plan(rt, &env);
+    let row = record(rt, d, &env.header.event_id, &env.header.event_type, &plan);
+    Parsed::Event(row, plan)
+}
+
+/// The inbox row for delivery `d`, recorded in the state its plan gives.
+fn record(
+    rt: &AccountRuntime,
+    d: &Delivery,
+    event_id: &str,
+    event_type: &str,
+    plan: &Plan,
+) -> NewInbound {
     let (message_id, chat_id) = match plan.message_and_chat() {
         Some((message_id, chat_id)) => (Some(message_id.to_owned()), Some(chat_id.to_owned())),
         None => (None, None),
     };
-    let event_id = if env.header.event_id.is_empty() {
+    let event_id = if event_id.is_empty() {
         // No id to deduplicate on: fall back to a hash of the body, so an
         // identical redelivery is still recognised.
         format!("sha256:{}", short_hash(&d.payload))
     } else {
-        env.header.event_id
+        event_id.to_owned()
     };
     let state = plan.state();
     // The body is kept for what may still be processed (a crash replays it);
@@ -62,17 +93,16 @@ fn parse(rt: &AccountRuntime, d: &Delivery) -> Parsed {
         InboundState::Pending | InboundState::Processing => body_text(&d.payload),
         _ => String::new(),
     };
-    let row = NewInbound {
+    NewInbound {
         account: rt.cfg.name.clone(),
         event_id,
         message_id,
-        event_type: env.header.event_type,
+        event_type: event_type.to_owned(),
         chat_id,
         payload,
         received_at_ms: now_ms(),
         state,
-    };
-    Parsed::Event(row, plan)
+    }
 }
 
 /// The body as text (invalid UTF-8, which the platform never sends, is
@@ -110,7 +140,7 @@ pub(crate) async fn run(rt: &Arc<AccountRuntime>, mut rx: mpsc::Receiver<Deliver
         };
         let Some(first) = first else { break };
         batch.push(first);
-        while batch.len() < MAX_BATCH {
+        while batch.len() < batch_size(1 + rx.len()) {
             match rx.try_recv() {
                 Ok(d) => batch.push(d),
                 Err(_) => break,
@@ -205,4 +235,18 @@ fn finish_ack(rt: &AccountRuntime, d: Delivery, body: Option<Vec<u8>>) {
     let metrics = &rt.shared.metrics;
     metrics.events_acked.inc(&[name]);
     metrics.ack_latency.with(&[name]).observe(waited);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_powers_of_two_up_to_the_maximum() {
+        let sizes: Vec<usize> = [0, 1, 2, 3, 7, 8, 100, 128, 129, 5000]
+            .into_iter()
+            .map(batch_size)
+            .collect();
+        assert_eq!(sizes, [1, 1, 2, 2, 4, 8, 64, 128, 128, 128]);
+    }
 }

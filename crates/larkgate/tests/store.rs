@@ -842,6 +842,39 @@ async fn a_sqlite_file_is_checkpointed_in_the_background() {
     assert_eq!(memory.background_checkpoints(), 0);
 }
 
+/// The inbox insert runs on the caller's thread only when the database is
+/// free: while another connection holds the write lock it takes the async
+/// path, so the thread (here the only one) keeps running other tasks, such
+/// as the one that will release the lock.
+#[tokio::test(flavor = "current_thread")]
+async fn an_insert_waits_for_another_writer_without_holding_the_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gw.db");
+    let store = store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let first = store
+        .insert_inbound(&[event("a", "e0", None)])
+        .await
+        .unwrap();
+    let blocker = rusqlite::Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let waiting = {
+        let store = store.clone();
+        tokio::spawn(async move { store.insert_inbound(&[event("a", "e1", Some("m1"))]).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "the insert waits for the lock");
+    blocker.execute_batch("COMMIT").unwrap();
+    let out = waiting.await.unwrap().unwrap();
+    assert!(inserted_id(out[0]) > inserted_id(first[0]));
+    let again = store
+        .insert_inbound(&[event("a", "e1", Some("m1"))])
+        .await
+        .unwrap();
+    assert_eq!(again, vec![InsertOutcome::Duplicate]);
+}
+
 #[tokio::test]
 async fn in_memory_store_keeps_its_data_between_calls() {
     let s = store::open("sqlite::memory:").await.unwrap();

@@ -50,6 +50,7 @@
 //! several bots share one store.
 
 mod checkpoint;
+mod inline_inbox;
 mod sql;
 
 use std::sync::Arc;
@@ -94,6 +95,9 @@ pub enum StoreError {
     /// A stored value cannot be read back (a corrupt or foreign row).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The inbox's own SQLite connection failed.
+    #[error("inbox database: {0}")]
+    Inbox(String),
 }
 
 /// One delivery to record in the inbox.

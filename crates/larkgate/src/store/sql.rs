@@ -15,6 +15,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::checkpoint::{self, Checkpointer};
+use super::inline_inbox::{Inline, InlineInbox};
 use super::{
     InboundRow, InboundState, InsertOutcome, NewInbound, OpenCard, Pairing, PairingOutcome, Store,
     StoreError, MIN_DEDUP_WINDOW_MS,
@@ -24,11 +25,11 @@ static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Columns written per inbox row.
-const INBOUND_COLUMNS: usize = 10;
+pub(super) const INBOUND_COLUMNS: usize = 10;
 
 /// Rows per multi-row insert: 7 × 256 parameters stays far below the limits
 /// of SQLite (32 766) and PostgreSQL (65 535).
-const MAX_ROWS_PER_STATEMENT: usize = 256;
+pub(super) const MAX_ROWS_PER_STATEMENT: usize = 256;
 
 /// How long a SQLite writer waits for the lock before failing.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 5_000;
@@ -40,7 +41,7 @@ const PAIRING_COLUMNS: &str = "code, account, open_id, created_ms, expires_ms";
 
 /// Which database a URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Backend {
+pub(super) enum Backend {
     Sqlite,
     Postgres,
 }
@@ -117,6 +118,8 @@ pub struct SqlStore {
     backend: Backend,
     /// Background WAL checkpoints (SQLite files only).
     checkpoints: Option<Arc<Checkpointer>>,
+    /// The inbox insert on the caller's thread (SQLite files only).
+    inline: Option<Arc<InlineInbox>>,
 }
 
 impl SqlStore {
@@ -129,6 +132,7 @@ impl SqlStore {
         sqlx::any::install_default_drivers();
         let backend = Backend::of(url)?;
         let mut checkpoints = None;
+        let mut inline = None;
         let handle = match backend {
             Backend::Sqlite => {
                 let mut conn = open_sqlite(url).await?;
@@ -140,6 +144,9 @@ impl SqlStore {
                     )
                     .await?;
                     checkpoints = Some(Checkpointer::new(open_sqlite(url).await?));
+                    if let Some(path) = plain_sqlite_file(url) {
+                        inline = Some(Arc::new(InlineInbox::open(&path)?));
+                    }
                 }
                 Handle::Single(Mutex::new(conn))
             }
@@ -156,6 +163,7 @@ impl SqlStore {
             handle: Arc::new(handle),
             backend,
             checkpoints,
+            inline,
         })
     }
 
@@ -196,6 +204,12 @@ impl SqlStore {
         if fresh.is_empty() {
             return Ok(outcomes);
         }
+        if let Some(inline) = &self.inline {
+            if inline.insert(events, &fresh, &mut outcomes)? == Inline::Done {
+                self.wrote(fresh.len());
+                return Ok(outcomes);
+            }
+        }
         let mut conn = self.conn().await?;
         if fresh.len() <= MAX_ROWS_PER_STATEMENT {
             // One statement is atomic on its own: no explicit transaction.
@@ -209,10 +223,15 @@ impl SqlStore {
             }
             tx.commit().await?;
         }
-        if let Some(checkpoints) = &self.checkpoints {
-            checkpoints.wrote(fresh.len());
-        }
+        self.wrote(fresh.len());
         Ok(outcomes)
+    }
+
+    /// Counts inbox rows written, for the background checkpoints.
+    fn wrote(&self, rows: usize) {
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.wrote(rows);
+        }
     }
 
     /// Inserts `events[i]` for each `i` in `which` and marks the new ones in
@@ -247,31 +266,16 @@ impl SqlStore {
                 let Some(row) = rows.first() else {
                     return Err(StoreError::Corrupt("insert returned no counts".into()));
                 };
-                let last_id: i64 = row.try_get(0)?;
-                let count: i64 = row.try_get(1)?;
-                if count == 0 {
+                let Some((after, last)) =
+                    sqlite_new_ids(row.try_get(0)?, row.try_get(1)?, which, outcomes)
+                else {
                     return Ok(());
-                }
-                if usize::try_from(count).ok() == Some(which.len()) {
-                    // Every row was new: SQLite numbered them in VALUES
-                    // order, contiguously up to the last one.
-                    let first_id = last_id - count + 1;
-                    for (n, &i) in which.iter().enumerate() {
-                        outcomes[i] = InsertOutcome::Inserted(first_id + n as i64);
-                    }
-                    return Ok(());
-                }
-                // Some rows were duplicates. The new ones hold the `count`
-                // ids up to the last: one statement is atomic, each new
-                // rowid is the largest + 1, and skipped rows take none.
-                // Ask which events they are.
-                let rows = sqlx::query(
-                    "SELECT id, account, event_id, state FROM inbound WHERE id > $1 AND id <= $2",
-                )
-                .bind(last_id - count)
-                .bind(last_id)
-                .fetch_all(&mut *conn)
-                .await?;
+                };
+                let rows = sqlx::query(NEW_ROWS_SQL)
+                    .bind(after)
+                    .bind(last)
+                    .fetch_all(&mut *conn)
+                    .await?;
                 new_rows(&rows)?
             }
         };
@@ -404,6 +408,26 @@ fn sqlite_in_memory(url: &str) -> bool {
     path == ":memory:" || params.split('&').any(|kv| kv == "mode=memory")
 }
 
+/// The file a `sqlite:` URL without query parameters names, percent-decoded
+/// as sqlx decodes it (`None` for in-memory databases and URLs with
+/// parameters, which only sqlx interprets).
+fn plain_sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    if path.is_empty() || path.contains('?') || sqlite_in_memory(url) {
+        return None;
+    }
+    Some(decode_sqlite_path(path).into())
+}
+
+/// sqlx's percent-decoding of a SQLite path.
+fn decode_sqlite_path(path: &str) -> String {
+    path.replace("%3F", "?")
+        .replace("%23", "#")
+        .replace("%25", "%")
+}
+
 /// Opens the SQLite connection: creates the directory, asks sqlx to create
 /// the file (`mode=rwc`), and sets the pragmas.
 async fn open_sqlite(url: &str) -> Result<AnyConnection, StoreError> {
@@ -419,10 +443,7 @@ async fn open_sqlite(url: &str) -> Result<AnyConnection, StoreError> {
     let in_memory = sqlite_in_memory(url);
     if !in_memory && !path.is_empty() {
         // sqlx percent-decodes the path; so must the directory we create.
-        let decoded = path
-            .replace("%3F", "?")
-            .replace("%23", "#")
-            .replace("%25", "%");
+        let decoded = decode_sqlite_path(path);
         if let Some(dir) = Path::new(&decoded)
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -485,6 +506,20 @@ fn first_occurrences(events: &[NewInbound]) -> Vec<usize> {
 /// numbered parameter, and SQLite finds a name by a linear scan, which made
 /// binding a 64-row batch cost more than inserting it.
 fn insert_sql(backend: Backend, n: usize) -> String {
+    let mut sql = insert_values_sql(backend, n);
+    match backend {
+        // One result row instead of one per inserted event: rows come back
+        // from sqlx's SQLite worker one message at a time.
+        Backend::Sqlite => sql.push_str("; SELECT last_insert_rowid(), changes()"),
+        Backend::Postgres => sql.push_str(" RETURNING id, account, event_id, state"),
+    }
+    sql
+}
+
+/// `INSERT INTO inbound (…) VALUES (…),… ON CONFLICT DO NOTHING` for `n`
+/// rows of [`INBOUND_COLUMNS`] parameters each, bound in the column order
+/// (by `insert_chunk` here and by the `inline_inbox` module).
+pub(super) fn insert_values_sql(backend: Backend, n: usize) -> String {
     let mut sql = String::with_capacity(120 + n * 40);
     sql.push_str(
         "INSERT INTO inbound (account, event_id, message_id, event_type, chat_id, payload, \
@@ -510,22 +545,57 @@ fn insert_sql(backend: Backend, n: usize) -> String {
         sql.push(')');
     }
     sql.push_str(" ON CONFLICT DO NOTHING");
-    match backend {
-        // One result row instead of one per inserted event: rows come back
-        // from sqlx's SQLite worker one message at a time.
-        Backend::Sqlite => sql.push_str("; SELECT last_insert_rowid(), changes()"),
-        Backend::Postgres => sql.push_str(" RETURNING id, account, event_id, state"),
-    }
     sql
 }
 
+/// The rows with ids in `($1, $2]`, as [`NewRow`]s.
+pub(super) const NEW_ROWS_SQL: &str =
+    "SELECT id, account, event_id, state FROM inbound WHERE id > $1 AND id <= $2";
+
+/// After a SQLite insert of the events `which` that created `count` rows,
+/// the last numbered `last_id`: marks them in `outcomes` when every event
+/// was new (SQLite numbered them in VALUES order, contiguously up to the
+/// last), else returns the id range `(after, last]` that holds the new rows
+/// (one statement is atomic, each new rowid is the largest + 1, and skipped
+/// rows take none), for [`NEW_ROWS_SQL`] to say which events they are.
+pub(super) fn sqlite_new_ids(
+    last_id: i64,
+    count: i64,
+    which: &[usize],
+    outcomes: &mut [InsertOutcome],
+) -> Option<(i64, i64)> {
+    if count == 0 {
+        return None;
+    }
+    if usize::try_from(count).ok() == Some(which.len()) {
+        let first_id = last_id - count + 1;
+        for (n, &i) in which.iter().enumerate() {
+            outcomes[i] = InsertOutcome::Inserted(first_id + n as i64);
+        }
+        return None;
+    }
+    Some((last_id - count, last_id))
+}
+
 /// A row the insert created, as it identifies its event.
-struct NewRow {
-    id: i64,
-    account: String,
-    event_id: String,
+pub(super) struct NewRow {
+    pub(super) id: i64,
+    pub(super) account: String,
+    pub(super) event_id: String,
     /// Recorded unfinished, so deduplicated (unique among new rows).
-    deduped: bool,
+    pub(super) deduped: bool,
+}
+
+impl NewRow {
+    /// From the `state` a row was recorded in.
+    pub(super) fn new(id: i64, account: String, event_id: String, state: &str) -> NewRow {
+        NewRow {
+            id,
+            account,
+            event_id,
+            deduped: matches!(state, "pending" | "processing"),
+        }
+    }
 }
 
 /// Each `(id, account, event_id, state)` row as a [`NewRow`].
@@ -533,12 +603,7 @@ fn new_rows(rows: &[AnyRow]) -> Result<Vec<NewRow>, StoreError> {
     rows.iter()
         .map(|r| {
             let state: String = r.try_get(3)?;
-            Ok(NewRow {
-                id: r.try_get(0)?,
-                account: r.try_get(1)?,
-                event_id: r.try_get(2)?,
-                deduped: matches!(state.as_str(), "pending" | "processing"),
-            })
+            Ok(NewRow::new(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, &state))
         })
         .collect()
 }
@@ -547,7 +612,7 @@ fn new_rows(rows: &[AnyRow]) -> Result<Vec<NewRow>, StoreError> {
 /// An event is known by its account, event_id and whether it was
 /// deduplicated; events recorded finished may share all three, and are
 /// matched in order (ids follow the statement's VALUES order).
-fn fill_outcomes(
+pub(super) fn fill_outcomes(
     outcomes: &mut [InsertOutcome],
     events: &[NewInbound],
     which: &[usize],

@@ -253,7 +253,10 @@ pub fn peek_message(bytes: &[u8]) -> Option<(HeaderIds<'_>, MessageHead<'_>)> {
         #[serde(borrow)]
         event: MessageHead<'a>,
     }
-    let peek: Peek<'_> = serde_json::from_slice(bytes).ok()?;
+    // Validating the UTF-8 once up front spares the parser from validating
+    // every string it borrows.
+    let text = std::str::from_utf8(bytes).ok()?;
+    let peek: Peek<'_> = serde_json::from_str(text).ok()?;
     (peek.header.event_type == "im.message.receive_v1").then_some((peek.header, peek.event))
 }
 

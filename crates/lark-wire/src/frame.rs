@@ -187,6 +187,7 @@ impl Frame {
     /// [`Frame::to_ack`] for a frame no longer needed: its headers are
     /// reused, not copied.
     pub fn into_ack(mut self, biz_rt_ms: u64, ack_payload: Vec<u8>) -> Frame {
+        self.headers.reserve_exact(1);
         self.set_header("biz_rt", biz_rt_ms.to_string());
         self.payload = Some(ack_payload);
         self

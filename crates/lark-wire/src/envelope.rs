@@ -499,13 +499,22 @@ mod tests {
     #[test]
     fn peeks_at_a_message_without_its_content() {
         let (header, head) = peek_message(RECEIVE.as_bytes()).unwrap();
-        assert_eq!((&*header.event_id, &*header.event_type), ("e1", "im.message.receive_v1"));
+        assert_eq!(
+            (&*header.event_id, &*header.event_type),
+            ("e1", "im.message.receive_v1")
+        );
         assert_eq!(head.sender.sender_id.open_id, "ou_a");
         assert_eq!(head.sender.sender_type, "user");
         let m = &head.message;
-        assert_eq!((&*m.message_id, &*m.chat_id, &*m.chat_type), ("om_1", "oc_1", "group"));
+        assert_eq!(
+            (&*m.message_id, &*m.chat_id, &*m.chat_type),
+            ("om_1", "oc_1", "group")
+        );
         assert_eq!(m.create_time, "1");
-        assert_eq!((&*m.mentions[0].key, &*m.mentions[0].id.open_id), ("@_user_1", "ou_bot"));
+        assert_eq!(
+            (&*m.mentions[0].key, &*m.mentions[0].id.open_id),
+            ("@_user_1", "ou_bot")
+        );
         assert!(matches!(m.message_id, Cow::Borrowed(_)), "ids are borrowed");
         // An escaped id still reads (owned).
         let escaped = RECEIVE.replace(r#""chat_id":"oc_1""#, r#""chat_id":"oc_\u0031""#);

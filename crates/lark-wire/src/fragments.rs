@@ -138,7 +138,8 @@ mod tests {
     fn single_frame_passes_through() {
         let now = Instant::now();
         assert_eq!(
-            r().push("m", Some("1"), Some("0"), b"ab".to_vec(), now).unwrap(),
+            r().push("m", Some("1"), Some("0"), b"ab".to_vec(), now)
+                .unwrap(),
             Some(b"ab".to_vec())
         );
     }
@@ -147,11 +148,24 @@ mod tests {
     fn out_of_order_and_duplicates() {
         let now = Instant::now();
         let mut r = r();
-        assert_eq!(r.push("m", Some("3"), Some("2"), b"c".to_vec(), now).unwrap(), None);
-        assert_eq!(r.push("m", Some("3"), Some("0"), b"a".to_vec(), now).unwrap(), None);
-        assert_eq!(r.push("m", Some("3"), Some("0"), b"a".to_vec(), now).unwrap(), None);
         assert_eq!(
-            r.push("m", Some("3"), Some("1"), b"b".to_vec(), now).unwrap(),
+            r.push("m", Some("3"), Some("2"), b"c".to_vec(), now)
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            r.push("m", Some("3"), Some("0"), b"a".to_vec(), now)
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            r.push("m", Some("3"), Some("0"), b"a".to_vec(), now)
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            r.push("m", Some("3"), Some("1"), b"b".to_vec(), now)
+                .unwrap(),
             Some(b"abc".to_vec())
         );
         assert_eq!(r.held_bytes(), 0);
@@ -161,7 +175,8 @@ mod tests {
     fn incomplete_sets_expire() {
         let now = Instant::now();
         let mut r = r();
-        r.push("m", Some("2"), Some("0"), b"a".to_vec(), now).unwrap();
+        r.push("m", Some("2"), Some("0"), b"a".to_vec(), now)
+            .unwrap();
         assert_eq!(r.held_bytes(), 1);
         assert_eq!(r.expire(now + Duration::from_secs(6)), 1);
         assert_eq!(r.held_bytes(), 0);
@@ -171,9 +186,15 @@ mod tests {
     fn bad_headers_and_cap() {
         let now = Instant::now();
         let mut r = r();
-        assert!(r.push("m", Some("2"), Some("2"), b"a".to_vec(), now).is_err());
-        assert!(r.push("m", Some("x"), Some("0"), b"a".to_vec(), now).is_err());
-        assert!(r.push("m", Some("1000"), Some("0"), b"a".to_vec(), now).is_err());
+        assert!(r
+            .push("m", Some("2"), Some("2"), b"a".to_vec(), now)
+            .is_err());
+        assert!(r
+            .push("m", Some("x"), Some("0"), b"a".to_vec(), now)
+            .is_err());
+        assert!(r
+            .push("m", Some("1000"), Some("0"), b"a".to_vec(), now)
+            .is_err());
         let big = vec![0u8; 1025];
         assert_eq!(
             r.push("m", Some("2"), Some("0"), big.clone(), now),

@@ -270,7 +270,10 @@ async fn finished_rows_are_not_deduplicated(db: &TestDb) {
     let (first, second) = (inserted_id(out[0]), inserted_id(out[1]));
     assert_ne!(first, second, "a repeat inside one batch is recorded again");
     let again = s.insert_inbound(&[dropped("d1", "dm1")]).await.unwrap();
-    assert!(inserted_id(again[0]) > second, "and so is a later redelivery");
+    assert!(
+        inserted_id(again[0]) > second,
+        "and so is a later redelivery"
+    );
     let row = s.get_inbound(first).await.unwrap().expect("dropped row");
     assert_eq!(row.state, InboundState::Dropped("no mention".into()));
 

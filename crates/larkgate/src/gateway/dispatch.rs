@@ -122,7 +122,10 @@ pub(crate) fn refuse_early(rt: &AccountRuntime, head: &MessageHead<'_>) -> Optio
             chat_id: &m.chat_id,
             sender_open_id: sender,
             sender_is_bot: is_bot_sender(&head.sender.sender_type),
-            mentions_bot: mentions(m.mentions.iter().map(|x| x.id.open_id.as_ref()), &bot_open_id),
+            mentions_bot: mentions(
+                m.mentions.iter().map(|x| x.id.open_id.as_ref()),
+                &bot_open_id,
+            ),
             mention_all,
         };
         policy::decide(&rt.cfg, &facts, false)

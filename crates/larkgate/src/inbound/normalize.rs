@@ -72,7 +72,10 @@ pub struct Normalized {
 /// Normalizes an `im.message.receive_v1` event for the bot `bot_open_id`.
 pub fn normalize(event: &MessageReceive, bot_open_id: &str) -> Normalized {
     let m = &event.message;
-    let mentions_bot = mentions(m.mentions.iter().map(|x| x.id.open_id.as_str()), bot_open_id);
+    let mentions_bot = mentions(
+        m.mentions.iter().map(|x| x.id.open_id.as_str()),
+        bot_open_id,
+    );
     let (body, media) = render_content(&m.message_type, &m.content);
     let mention_all = m.mentions.iter().any(|x| x.key == "@_all") || has_all_placeholder(&body);
     let text = resolve_mentions(&body, &m.mentions, bot_open_id);

@@ -603,7 +603,12 @@ fn new_rows(rows: &[AnyRow]) -> Result<Vec<NewRow>, StoreError> {
     rows.iter()
         .map(|r| {
             let state: String = r.try_get(3)?;
-            Ok(NewRow::new(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, &state))
+            Ok(NewRow::new(
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                &state,
+            ))
         })
         .collect()
 }
@@ -625,7 +630,11 @@ pub(super) fn fill_outcomes(
     let mut index: HashMap<(&str, &str, bool), VecDeque<usize>> = HashMap::new();
     for &i in which {
         let e = &events[i];
-        let key = (e.account.as_str(), e.event_id.as_str(), e.state.is_unfinished());
+        let key = (
+            e.account.as_str(),
+            e.event_id.as_str(),
+            e.state.is_unfinished(),
+        );
         index.entry(key).or_default().push_back(i);
     }
     inserted.sort_unstable_by_key(|row| row.id);

@@ -11,13 +11,8 @@
 //! anywhere and nothing can be lost. Linux only; elsewhere it does nothing.
 
 /// Bytes of this program's own file mappings the kernel was asked to drop;
-/// `Ok(0)` where the platform has no such request. Also returns the heap
-/// memory start-up freed to the system (the `larkgate` binary allocates
-/// with mimalloc, which otherwise keeps it for reuse).
+/// `Ok(0)` where the platform has no such request.
 pub fn release_startup_pages() -> std::io::Result<usize> {
-    // SAFETY: mi_collect takes no pointers; it only returns free pages of
-    // mimalloc's own heaps (none, when another allocator is in use).
-    unsafe { libmimalloc_sys::mi_collect(true) };
     imp::release()
 }
 

@@ -40,7 +40,11 @@
 //!   row on SQLite (sqlx hands SQLite rows over one message each, which
 //!   cost more than the insert). PostgreSQL gets a pool, so several
 //!   instances can share it; SQLite gets one owned connection (SQLite has
-//!   one writer anyway, and a pool cost more CPU per query than the query). SQLite runs in WAL mode with
+//!   one writer anyway, and a pool cost more CPU per query than the query).
+//!   The exception is the inbox insert on a SQLite file, the one statement
+//!   on the ingest path: it runs on the caller's thread through its own
+//!   rusqlite connection (`inline_inbox`), and falls back to the sqlx
+//!   connection when the database is busy. SQLite runs in WAL mode with
 //!   `synchronous=NORMAL`: a committed write survives a process crash (the
 //!   case this module exists for); on power loss the last commits may roll
 //!   back. All times are `i64` unix milliseconds, passed in by the caller so

@@ -79,9 +79,11 @@ enum Handle {
     /// connections are replaced.
     Pool(AnyPool),
     /// SQLite: one connection, owned. SQLite has one writer at a time
-    /// anyway; a second connection would find the file changed after every
-    /// write of the first and drop its page cache; and going through a pool
-    /// (acquire, return) cost more CPU per query than the query itself.
+    /// anyway, and going through a pool (acquire, return) cost more CPU per
+    /// query than the query itself. (The inbox insert has its own
+    /// connection, see `inline_inbox`: each connection drops its page cache
+    /// after the other writes, which the insert's saved thread hand-over
+    /// outweighs.)
     Single(Mutex<AnyConnection>),
 }
 

@@ -239,7 +239,7 @@ pub fn stream_safe(text: &str) -> String {
         }
     }
     if let Some((f, opener)) = fence {
-        return close_fence(text, &lines, f, lines[opener].text);
+        return close_fence(text, &lines, f, opener);
     }
     let mut out = text.to_owned();
     let last = lines.last().map_or("", |l| l.text);
@@ -256,19 +256,21 @@ pub fn stream_safe(text: &str) -> String {
     out
 }
 
-/// `text` inside fence `f`: drops a half-typed closer and appends a closer.
-fn close_fence(text: &str, lines: &[blocks::Line<'_>], f: Fence, opener: &str) -> String {
+/// `text` inside fence `f`, opened on line `opener`: drops a half-typed
+/// closer (a last line of fence characters that is not the opener itself)
+/// and appends a closer.
+fn close_fence(text: &str, lines: &[blocks::Line<'_>], f: Fence, opener: usize) -> String {
     let mut out = text.to_owned();
-    if let Some(last) = lines.last() {
+    if let Some(last) = lines.last().filter(|_| lines.len() - 1 > opener) {
         let t = last.text.trim();
-        if !t.is_empty() && t.bytes().all(|b| b == f.ch) && lines.len() > 1 {
+        if !t.is_empty() && t.bytes().all(|b| b == f.ch) {
             out.truncate(last.start);
         }
     }
     if !out.ends_with('\n') {
         out.push('\n');
     }
-    out.push_str(&f.closer(opener));
+    out.push_str(&f.closer(lines[opener].text));
     out
 }
 

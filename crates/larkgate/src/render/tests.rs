@@ -336,6 +336,18 @@ proptest! {
     }
 }
 
+/// Found by `stream_safe_keeps_every_prefix_renderable`: an opening fence
+/// after blank lines, as the last line, was taken for a half-typed closer
+/// and dropped, so the appended closer opened a new fence.
+#[test]
+fn stream_safe_keeps_an_opener_after_blank_lines() {
+    for text in ["\n\n```", "\n\n```\n", "```"] {
+        let safe = stream_safe(text);
+        assert!(fences_balanced(&safe), "{text:?} -> {safe:?}");
+    }
+    assert_eq!(stream_safe("```rust\nfn x\n``"), "```rust\nfn x\n```");
+}
+
 #[test]
 fn streamed_cards_roll_over_with_mentions_counted() {
     let opts = lark_wire::card::CardOptions::default();

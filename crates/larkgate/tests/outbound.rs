@@ -101,6 +101,8 @@ fn plan(mode: ReplyMode, p2p: bool, reply_to: &str, chat_id: &str, inbound_id: i
         reply_in_thread: false,
         uuid_base: reply_to.into(),
         inbound_id,
+        // Replies in these tests may repeat a reply: look in the store.
+        first_attempt: false,
         mentions: Vec::new(),
         stop_turn: Some(format!("p:{chat_id}")),
         media_allowlist: Vec::new(),
@@ -615,12 +617,11 @@ async fn long_static_reply_arrives_as_ordered_parts() {
     let h = harness().await;
     let (msg, chat) = user_message(&h, "p2p");
     let text = long_reply();
-    let report = reply(
-        &h,
-        plan(ReplyMode::Static, true, &msg, &chat, 1),
-        streaming_agent(&text, 4_000, 5, Ok(())),
-    )
-    .await;
+    let first = ReplyPlan {
+        first_attempt: true,
+        ..plan(ReplyMode::Static, true, &msg, &chat, 1)
+    };
+    let report = reply(&h, first, streaming_agent(&text, 4_000, 5, Ok(()))).await;
     let bots = bot_messages(&h, &chat);
     assert!(bots.len() >= 2, "{} parts", bots.len());
     assert_eq!(report.message_ids.len(), bots.len());
@@ -630,7 +631,8 @@ async fn long_static_reply_arrives_as_ordered_parts() {
         .collect::<Vec<_>>()
         .join("\n\n");
     assert_eq!(words(&joined), words(&text));
-    // Exactly once: the same reply again sends nothing new.
+    // Exactly once: the same reply again (a second attempt, which looks up
+    // what the first, which did not look, recorded) sends nothing new.
     let again = reply(
         &h,
         plan(ReplyMode::Static, true, &msg, &chat, 1),
@@ -954,7 +956,11 @@ async fn replay_after_a_crash_continues_in_the_same_card() {
     let h = harness().await;
     let (msg, chat) = user_message(&h, "p2p");
     let p = plan(ReplyMode::Streaming, true, &msg, &chat, 7);
-    crash_mid_stream(&h, p.clone(), &chat, "old5 ").await;
+    let first = ReplyPlan {
+        first_attempt: true,
+        ..p.clone()
+    };
+    crash_mid_stream(&h, first, &chat, "old5 ").await;
     let open = h.store.open_cards("test").await.unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].inbound_id, 7);

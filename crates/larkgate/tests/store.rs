@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use larkgate::store::{
-    self, InboundState, InsertOutcome, NewInbound, PairingOutcome, Store, StoreError,
+    self, InboundState, InsertOutcome, NewInbound, NewTurns, PairingOutcome, Store, StoreError,
     MIN_DEDUP_WINDOW_MS,
 };
 use sqlx::postgres::PgPoolOptions;
@@ -149,6 +149,7 @@ on_both_databases!(
     concurrent_inserts_of_one_event_store_it_once,
     unfinished_rows_survive_a_restart,
     states_and_attempts,
+    finish_turn_appends_history_and_closes_the_row,
     prune_keeps_the_dedup_window,
     history_limit_and_reset,
     pairing_limits_and_existing,
@@ -462,6 +463,54 @@ async fn states_and_attempts(db: &TestDb) {
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(s.get_inbound(id2 + 1000).await.unwrap(), None);
+}
+
+async fn finish_turn_appends_history_and_closes_the_row(db: &TestDb) {
+    let s = &db.store;
+    let out = s
+        .insert_inbound(&[event("a", "e1", Some("m1"))])
+        .await
+        .unwrap();
+    let id = inserted_id(out[0]);
+    assert_eq!(s.begin_attempt(id).await.unwrap(), 1);
+    let turns = [("user", "question"), ("assistant", "answer")];
+    let history = NewTurns {
+        account: "a",
+        session_key: "chat:oc_1",
+        generation: 0,
+        turns: &turns,
+        created_ms: 5,
+    };
+    s.finish_turn(id, InboundState::Done, history)
+        .await
+        .unwrap();
+    let row = s.get_inbound(id).await.unwrap().unwrap();
+    assert_eq!(row.state, InboundState::Done);
+    assert_eq!(row.attempts, 1);
+    assert_eq!(
+        s.history("a", "chat:oc_1", 0, 10).await.unwrap(),
+        vec![
+            ("user".to_string(), "question".to_string()),
+            ("assistant".to_string(), "answer".to_string())
+        ]
+    );
+    // No turns: only the state changes; a failure keeps its reason.
+    let empty = NewTurns {
+        turns: &[],
+        ..history
+    };
+    s.finish_turn(id, InboundState::Failed("agent down".into()), empty)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_inbound(id).await.unwrap().unwrap().state,
+        InboundState::Failed("agent down".into())
+    );
+    assert_eq!(s.history("a", "chat:oc_1", 0, 10).await.unwrap().len(), 2);
+    assert!(matches!(
+        s.finish_turn(id + 1000, InboundState::Done, empty).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn prune_keeps_the_dedup_window(db: &TestDb) {
@@ -845,12 +894,12 @@ async fn a_sqlite_file_is_checkpointed_in_the_background() {
     assert_eq!(memory.background_checkpoints(), 0);
 }
 
-/// The inbox insert runs on the caller's thread only when the database is
-/// free: while another connection holds the write lock it takes the async
-/// path, so the thread (here the only one) keeps running other tasks, such
-/// as the one that will release the lock.
+/// The inbox insert and the other writes run on the caller's thread only
+/// when the database is free: while another connection holds the write lock
+/// they take the async path, so the thread (here the only one) keeps running
+/// other tasks, such as the one that will release the lock; reads go on.
 #[tokio::test(flavor = "current_thread")]
-async fn an_insert_waits_for_another_writer_without_holding_the_thread() {
+async fn a_write_waits_for_another_writer_without_holding_the_thread() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gw.db");
     let store = store::open(&format!("sqlite://{}", path.display()))
@@ -866,11 +915,20 @@ async fn an_insert_waits_for_another_writer_without_holding_the_thread() {
         let store = store.clone();
         tokio::spawn(async move { store.insert_inbound(&[event("a", "e1", Some("m1"))]).await })
     };
+    // The other statements too: a write waits, a read goes on (WAL).
+    let writing = {
+        let store = store.clone();
+        tokio::spawn(async move { store.kv_set("a", "k", "v").await })
+    };
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert!(!waiting.is_finished(), "the insert waits for the lock");
+    assert!(!writing.is_finished(), "the write waits for the lock");
+    assert_eq!(store.kv_get("a", "k").await.unwrap(), None);
     blocker.execute_batch("COMMIT").unwrap();
     let out = waiting.await.unwrap().unwrap();
     assert!(inserted_id(out[0]) > inserted_id(first[0]));
+    writing.await.unwrap().unwrap();
+    assert_eq!(store.kv_get("a", "k").await.unwrap().as_deref(), Some("v"));
     let again = store
         .insert_inbound(&[event("a", "e1", Some("m1"))])
         .await

@@ -10,12 +10,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::account::{now_ms, AccountRuntime};
-use super::dispatch::set_state;
 use crate::agent::{AgentErrorKind, AgentRequest, Attachment, HistoryTurn, Role};
 use crate::inbound::normalize::render_content;
 use crate::inbound::{MediaRef, Normalized, ResourceType};
 use crate::outbound::ReplyPlan;
-use crate::store::InboundState;
+use crate::store::{InboundState, NewTurns};
 
 /// Most merged-forward levels expanded.
 const FORWARD_DEPTH: usize = 3;
@@ -42,12 +41,18 @@ pub(crate) async fn execute(rt: &Arc<AccountRuntime>, job: TurnJob, cancel: Canc
     let name = rt.cfg.name.clone();
     let store = rt.shared.store.clone();
     let n = &job.message;
-    if let Err(e) = store.begin_attempt(job.inbound_id).await {
-        tracing::error!(
-            "[lark] [{name}] cannot update inbox row {}: {e}",
-            job.inbound_id
-        );
-    }
+    // The first attempt at a row has nothing of an earlier one to find (no
+    // sent parts, no open card), so the reply skips those lookups.
+    let first_attempt = match store.begin_attempt(job.inbound_id).await {
+        Ok(attempts) => attempts == 1,
+        Err(e) => {
+            tracing::error!(
+                "[lark] [{name}] cannot update inbox row {}: {e}",
+                job.inbound_id
+            );
+            false
+        }
+    };
     let typing = start_typing(rt, &n.message_id);
 
     let (text, attachments) = gather_input(rt, n).await;
@@ -98,6 +103,7 @@ pub(crate) async fn execute(rt: &Arc<AccountRuntime>, job: TurnJob, cancel: Canc
             .unwrap_or(rt.cfg.reply_in_thread),
         uuid_base: n.message_id.clone(),
         inbound_id: job.inbound_id,
+        first_attempt,
         mentions: n.mentioned.clone(),
         stop_turn: Some(super::cards::stop_turn(n.p2p, &job.session_key)),
         media_allowlist: rt.shared.media_allowlist(&agent_name),
@@ -110,9 +116,6 @@ pub(crate) async fn execute(rt: &Arc<AccountRuntime>, job: TurnJob, cancel: Canc
     if !report.text.is_empty() {
         turns.push(("assistant", report.text.as_str()));
     }
-    let _ = store
-        .append_turns(&name, &job.session_key, job.generation, &turns, now_ms())
-        .await;
     stop_typing(rt, &n.message_id, typing).await;
 
     let metrics = &rt.shared.metrics;
@@ -150,7 +153,19 @@ pub(crate) async fn execute(rt: &Arc<AccountRuntime>, job: TurnJob, cancel: Canc
         }
     };
     metrics.turns.inc(&[&name, &agent_name, outcome]);
-    set_state(rt, job.inbound_id, state).await;
+    let history = NewTurns {
+        account: &name,
+        session_key: &job.session_key,
+        generation: job.generation,
+        turns: &turns,
+        created_ms: now_ms(),
+    };
+    if let Err(e) = store.finish_turn(job.inbound_id, state, history).await {
+        tracing::error!(
+            "[lark] [{name}] cannot finish inbox row {}: {e}",
+            job.inbound_id
+        );
+    }
 }
 
 /// Adds the typing reaction in the background; resolves to its id.

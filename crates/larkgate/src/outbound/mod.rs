@@ -175,6 +175,9 @@ pub struct ReplyPlan {
     pub uuid_base: String,
     /// The inbox row, for the store's open cards.
     pub inbound_id: i64,
+    /// No earlier attempt at this row began, so none sent a part or opened
+    /// a card: the reply need not look for them in the store.
+    pub first_attempt: bool,
     /// `(name, open_id)` of people the agent may @mention.
     pub mentions: Vec<(String, String)>,
     /// When set, streaming cards carry a Stop button whose callback value is
@@ -367,6 +370,9 @@ async fn drive(r: &mut send::Replier<'_>, feed: &feed::Feed) {
 
 /// The card an earlier attempt at this reply left open, with its part number.
 async fn find_resume(r: &send::Replier<'_>) -> Option<stream::Resume> {
+    if r.plan.first_attempt {
+        return None;
+    }
     let cards = match r.out.store.open_cards(r.account()).await {
         Ok(cards) => cards,
         Err(e) => {

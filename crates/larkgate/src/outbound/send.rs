@@ -45,6 +45,9 @@ pub(crate) struct Replier<'a> {
     pub mode_used: &'static str,
     /// The user's message is gone: send to the chat instead of replying.
     reply_target_gone: bool,
+    /// Parts this attempt recorded, `(uuid, message_id)`: on a first
+    /// attempt the only ones there can be.
+    recorded_here: Vec<(String, String)>,
 }
 
 impl<'a> Replier<'a> {
@@ -58,6 +61,7 @@ impl<'a> Replier<'a> {
             first_visible_ms: None,
             mode_used: "static",
             reply_target_gone: false,
+            recorded_here: Vec::new(),
         }
     }
 
@@ -80,6 +84,12 @@ impl<'a> Replier<'a> {
 
     /// The message a part was already sent as (by this or an earlier attempt).
     pub async fn recorded(&self, uuid: &str) -> Option<String> {
+        if let Some((_, message_id)) = self.recorded_here.iter().find(|(u, _)| u == uuid) {
+            return Some(message_id.clone());
+        }
+        if self.plan.first_attempt {
+            return None;
+        }
         match self.out.store.sent_message(self.account(), uuid).await {
             Ok(found) => found,
             Err(e) => {
@@ -90,7 +100,9 @@ impl<'a> Replier<'a> {
     }
 
     /// Records that `uuid` was sent as `message_id`.
-    pub async fn record(&self, uuid: &str, message_id: &str) {
+    pub async fn record(&mut self, uuid: &str, message_id: &str) {
+        self.recorded_here
+            .push((uuid.to_string(), message_id.to_string()));
         if let Err(e) = self
             .out
             .store

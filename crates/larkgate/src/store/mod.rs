@@ -41,10 +41,13 @@
 //!   cost more than the insert). PostgreSQL gets a pool, so several
 //!   instances can share it; SQLite gets one owned connection (SQLite has
 //!   one writer anyway, and a pool cost more CPU per query than the query).
-//!   The exception is the inbox insert on a SQLite file, the one statement
-//!   on the ingest path: it runs on the caller's thread through its own
-//!   rusqlite connection (`inline_inbox`), and falls back to the sqlx
-//!   connection when the database is busy. SQLite runs in WAL mode with
+//!   A SQLite file has a second connection, through rusqlite, that runs
+//!   the inbox insert and every short statement (state changes, history,
+//!   sent parts, cards) on the caller's thread (`inline`): sqlx's worker
+//!   thread hand-over cost more than those statements. It never waits: when
+//!   the database is busy it hands the call to the sqlx connection. Only
+//!   the pairing transactions, which read and decide before they write,
+//!   always take sqlx's connection. SQLite runs in WAL mode with
 //!   `synchronous=NORMAL`: a committed write survives a process crash (the
 //!   case this module exists for); on power loss the last commits may roll
 //!   back. All times are `i64` unix milliseconds, passed in by the caller so
@@ -54,7 +57,8 @@
 //! several bots share one store.
 
 mod checkpoint;
-mod inline_inbox;
+mod inline;
+mod query;
 mod sql;
 
 use std::sync::Arc;
@@ -99,9 +103,9 @@ pub enum StoreError {
     /// A stored value cannot be read back (a corrupt or foreign row).
     #[error("corrupt row: {0}")]
     Corrupt(String),
-    /// The inbox's own SQLite connection failed.
-    #[error("inbox database: {0}")]
-    Inbox(String),
+    /// The SQLite file's own (inline) connection failed.
+    #[error("sqlite: {0}")]
+    Sqlite(String),
 }
 
 /// One delivery to record in the inbox.
@@ -217,6 +221,21 @@ pub struct InboundRow {
     pub attempts: i64,
 }
 
+/// Turns to append to a session's history ([`Store::finish_turn`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewTurns<'a> {
+    /// The account.
+    pub account: &'a str,
+    /// The session.
+    pub session_key: &'a str,
+    /// The session generation the turns belong to.
+    pub generation: i64,
+    /// `(role, text)` in order.
+    pub turns: &'a [(&'a str, &'a str)],
+    /// When they were written (unix ms).
+    pub created_ms: i64,
+}
+
 /// A pending pairing request: a sender waiting for approval.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pairing {
@@ -330,6 +349,16 @@ pub trait Store: Send + Sync {
         generation: i64,
         turns: &'a [(&'a str, &'a str)],
         created_ms: i64,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Ends a turn in one write: appends `turns` to the session's history
+    /// and moves inbox row `id` to `state`. [`StoreError::NotFound`] if
+    /// there is no such row (the turns are appended all the same).
+    fn finish_turn<'a>(
+        &'a self,
+        id: i64,
+        state: InboundState,
+        turns: NewTurns<'a>,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// The last `limit` turns of the session's generation, oldest first, as

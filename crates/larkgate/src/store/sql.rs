@@ -15,10 +15,11 @@ use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::checkpoint::{self, Checkpointer};
-use super::inline_inbox::{Inline, InlineInbox};
+use super::inline::{Inline, InlineConn};
+use super::query::{bind_values, Columns, Decode, Value};
 use super::{
-    InboundRow, InboundState, InsertOutcome, NewInbound, OpenCard, Pairing, PairingOutcome, Store,
-    StoreError, MIN_DEDUP_WINDOW_MS,
+    InboundRow, InboundState, InsertOutcome, NewInbound, NewTurns, OpenCard, Pairing,
+    PairingOutcome, Store, StoreError, MIN_DEDUP_WINDOW_MS,
 };
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -80,10 +81,9 @@ enum Handle {
     Pool(AnyPool),
     /// SQLite: one connection, owned. SQLite has one writer at a time
     /// anyway, and going through a pool (acquire, return) cost more CPU per
-    /// query than the query itself. (The inbox insert has its own
-    /// connection, see `inline_inbox`: each connection drops its page cache
-    /// after the other writes, which the insert's saved thread hand-over
-    /// outweighs.)
+    /// query than the query itself. (A SQLite file also has the inline
+    /// connection, see `inline`, which takes most statements; each
+    /// connection drops its page cache after the other writes.)
     Single(Mutex<AnyConnection>),
 }
 
@@ -120,8 +120,8 @@ pub struct SqlStore {
     backend: Backend,
     /// Background WAL checkpoints (SQLite files only).
     checkpoints: Option<Arc<Checkpointer>>,
-    /// The inbox insert on the caller's thread (SQLite files only).
-    inline: Option<Arc<InlineInbox>>,
+    /// Statements on the caller's thread (SQLite files only).
+    inline: Option<Arc<InlineConn>>,
 }
 
 impl SqlStore {
@@ -147,7 +147,7 @@ impl SqlStore {
                     .await?;
                     checkpoints = Some(Checkpointer::new(open_sqlite(url).await?));
                     if let Some(path) = plain_sqlite_file(url) {
-                        inline = Some(Arc::new(InlineInbox::open(&path)?));
+                        inline = Some(Arc::new(InlineConn::open(&path)?));
                     }
                 }
                 Handle::Single(Mutex::new(conn))
@@ -182,19 +182,68 @@ impl SqlStore {
         })
     }
 
-    /// One text column of the row an `(account, key)` pair selects.
-    async fn text_by_key(
+    /// Runs `sql` with `values` and decodes every row: on the inline
+    /// connection when there is one and the database is not busy, else
+    /// through sqlx.
+    async fn fetch<T>(
         &self,
-        sql: &'static str,
-        account: &str,
-        key: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query(sql)
-            .bind(account)
-            .bind(key)
-            .fetch_optional(&mut *self.conn().await?)
+        sql: &str,
+        values: &[Value<'_>],
+        decode: Decode<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        if let Some(inline) = &self.inline {
+            if let Inline::Done(rows) = inline.fetch(sql, values, decode)? {
+                return Ok(rows);
+            }
+        }
+        let rows = bind_values(sqlx::query(sql), values)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
-        row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
+        rows.iter().map(|row| decode(row)).collect()
+    }
+
+    /// [`SqlStore::fetch`] of a query that selects at most one row.
+    async fn fetch_optional<T>(
+        &self,
+        sql: &str,
+        values: &[Value<'_>],
+        decode: Decode<T>,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self.fetch(sql, values, decode).await?.into_iter().next())
+    }
+
+    /// Runs one statement; returns the rows it changed.
+    async fn execute(&self, sql: &str, values: &[Value<'_>]) -> Result<u64, StoreError> {
+        let changed = self.execute_all(&[(sql, values)]).await?;
+        Ok(changed.first().copied().unwrap_or(0))
+    }
+
+    /// Runs the statements in one write transaction (inline when possible,
+    /// like [`SqlStore::fetch`]); returns the rows each changed.
+    async fn execute_all(
+        &self,
+        statements: &[(&str, &[Value<'_>])],
+    ) -> Result<Vec<u64>, StoreError> {
+        if let Some(inline) = &self.inline {
+            if let Inline::Done(changed) = inline.execute_all(statements)? {
+                self.wrote(1);
+                return Ok(changed);
+            }
+        }
+        let mut conn = self.conn().await?;
+        let changed = if let [(sql, values)] = statements {
+            vec![execute_sqlx(&mut conn, sql, values).await?]
+        } else {
+            let mut tx = conn.begin_with(self.backend.begin_write()).await?;
+            let mut changed = Vec::with_capacity(statements.len());
+            for (sql, values) in statements {
+                changed.push(execute_sqlx(&mut tx, sql, values).await?);
+            }
+            tx.commit().await?;
+            changed
+        };
+        self.wrote(1);
+        Ok(changed)
     }
 
     async fn insert_inbound_impl(
@@ -207,7 +256,7 @@ impl SqlStore {
             return Ok(outcomes);
         }
         if let Some(inline) = &self.inline {
-            if inline.insert(events, &fresh, &mut outcomes)? == Inline::Done {
+            if inline.insert(events, &fresh, &mut outcomes)? == Inline::Done(()) {
                 self.wrote(fresh.len());
                 return Ok(outcomes);
             }
@@ -520,7 +569,7 @@ fn insert_sql(backend: Backend, n: usize) -> String {
 
 /// `INSERT INTO inbound (…) VALUES (…),… ON CONFLICT DO NOTHING` for `n`
 /// rows of [`INBOUND_COLUMNS`] parameters each, bound in the column order
-/// (by `insert_chunk` here and by the `inline_inbox` module).
+/// (by `insert_chunk` here and by the `inline` module).
 pub(super) fn insert_values_sql(backend: Backend, n: usize) -> String {
     let mut sql = String::with_capacity(120 + n * 40);
     sql.push_str(
@@ -648,6 +697,18 @@ pub(super) fn fill_outcomes(
     }
 }
 
+/// One statement through sqlx; the rows it changed.
+async fn execute_sqlx(
+    conn: &mut AnyConnection,
+    sql: &str,
+    values: &[Value<'_>],
+) -> Result<u64, StoreError> {
+    let done = bind_values(sqlx::query(sql), values)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// Deletes the pairing request with `code` (any case) and returns it.
 async fn take_pairing(
     tx: &mut Transaction<'_, Any>,
@@ -659,51 +720,106 @@ async fn take_pairing(
     .bind(code.to_ascii_uppercase())
     .fetch_optional(&mut **tx)
     .await?;
-    row.as_ref().map(pairing_from_row).transpose()
+    row.as_ref().map(|row| pairing_from_row(row)).transpose()
 }
 
-fn pairing_from_row(row: &AnyRow) -> Result<Pairing, StoreError> {
+fn pairing_from_row(row: &dyn Columns) -> Result<Pairing, StoreError> {
     Ok(Pairing {
-        code: row.try_get(0)?,
-        account: row.try_get(1)?,
-        open_id: row.try_get(2)?,
-        created_ms: row.try_get(3)?,
-        expires_ms: row.try_get(4)?,
+        code: row.text(0)?,
+        account: row.text(1)?,
+        open_id: row.text(2)?,
+        created_ms: row.int(3)?,
+        expires_ms: row.int(4)?,
     })
 }
 
-fn inbound_from_row(row: &AnyRow) -> Result<InboundRow, StoreError> {
-    let id: i64 = row.try_get(0)?;
-    let state_name: String = row.try_get(8)?;
-    let state = InboundState::from_parts(&state_name, row.try_get(9)?).ok_or_else(|| {
+fn inbound_from_row(row: &dyn Columns) -> Result<InboundRow, StoreError> {
+    let id = row.int(0)?;
+    let state_name = row.text(8)?;
+    let state = InboundState::from_parts(&state_name, row.opt_text(9)?).ok_or_else(|| {
         StoreError::Corrupt(format!("inbound row {id}: unknown state {state_name:?}"))
     })?;
     Ok(InboundRow {
         id,
-        account: row.try_get(1)?,
-        event_id: row.try_get(2)?,
-        message_id: row.try_get(3)?,
-        event_type: row.try_get(4)?,
-        chat_id: row.try_get(5)?,
-        payload: row.try_get(6)?,
-        received_at_ms: row.try_get(7)?,
+        account: row.text(1)?,
+        event_id: row.text(2)?,
+        message_id: row.opt_text(3)?,
+        event_type: row.text(4)?,
+        chat_id: row.opt_text(5)?,
+        payload: row.text(6)?,
+        received_at_ms: row.int(7)?,
         state,
-        attempts: row.try_get(10)?,
+        attempts: row.int(10)?,
     })
 }
 
-fn card_from_row(row: &AnyRow) -> Result<OpenCard, StoreError> {
+fn card_from_row(row: &dyn Columns) -> Result<OpenCard, StoreError> {
     Ok(OpenCard {
-        card_id: row.try_get(0)?,
-        account: row.try_get(1)?,
-        inbound_id: row.try_get(2)?,
-        message_id: row.try_get(3)?,
-        created_ms: row.try_get(4)?,
+        card_id: row.text(0)?,
+        account: row.text(1)?,
+        inbound_id: row.int(2)?,
+        message_id: row.text(3)?,
+        created_ms: row.int(4)?,
     })
+}
+
+fn first_int(row: &dyn Columns) -> Result<i64, StoreError> {
+    row.int(0)
+}
+
+fn first_text(row: &dyn Columns) -> Result<String, StoreError> {
+    row.text(0)
+}
+
+fn role_and_text(row: &dyn Columns) -> Result<(String, String), StoreError> {
+    Ok((row.text(0)?, row.text(1)?))
 }
 
 fn limit_i64(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+const SET_STATE_SQL: &str = "UPDATE inbound SET state = $1, reason = $2 WHERE id = $3";
+
+/// The values of [`SET_STATE_SQL`].
+fn state_values(id: i64, state: &InboundState) -> [Value<'_>; 3] {
+    [
+        Value::Text(state.name()),
+        Value::OptText(state.reason()),
+        Value::Int(id),
+    ]
+}
+
+/// The statement appending `turns`, and its values.
+fn append_turns_statement<'a>(turns: &NewTurns<'a>) -> (String, Vec<Value<'a>>) {
+    const COLUMNS: usize = 6;
+    let mut sql = String::from(
+        "INSERT INTO turns (account, session_key, generation, role, text, created_ms) VALUES ",
+    );
+    let mut values = Vec::with_capacity(turns.turns.len() * COLUMNS);
+    for (n, (role, text)) in turns.turns.iter().enumerate() {
+        if n > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for col in 1..=COLUMNS {
+            if col > 1 {
+                sql.push(',');
+            }
+            sql.push('$');
+            sql.push_str(&(n * COLUMNS + col).to_string());
+        }
+        sql.push(')');
+        values.extend([
+            Value::Text(turns.account),
+            Value::Text(turns.session_key),
+            Value::Int(turns.generation),
+            Value::Text(role),
+            Value::Text(text),
+            Value::Int(turns.created_ms),
+        ]);
+    }
+    (sql, values)
 }
 
 impl Store for SqlStore {
@@ -720,13 +836,11 @@ impl Store for SqlStore {
         state: InboundState,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let done = sqlx::query("UPDATE inbound SET state = $1, reason = $2 WHERE id = $3")
-                .bind(state.name())
-                .bind(state.reason())
-                .bind(id)
-                .execute(&mut *self.conn().await?)
-                .await?;
-            if done.rows_affected() == 0 {
+            if self
+                .execute(SET_STATE_SQL, &state_values(id, &state))
+                .await?
+                == 0
+            {
                 return Err(StoreError::NotFound(format!("inbound row {id}")));
             }
             Ok(())
@@ -735,25 +849,30 @@ impl Store for SqlStore {
 
     fn begin_attempt(&self, id: i64) -> BoxFuture<'_, Result<i64, StoreError>> {
         Box::pin(async move {
-            let row = sqlx::query(
-                "UPDATE inbound SET state = 'processing', reason = NULL, attempts = attempts + 1 \
-                 WHERE id = $1 RETURNING attempts",
-            )
-            .bind(id)
-            .fetch_optional(&mut *self.conn().await?)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("inbound row {id}")))?;
-            Ok(row.try_get(0)?)
+            // A write that returns a row: a fetch, which the inline
+            // connection runs in autocommit like any single statement.
+            let attempts = self
+                .fetch_optional(
+                    "UPDATE inbound SET state = 'processing', reason = NULL, \
+                     attempts = attempts + 1 WHERE id = $1 RETURNING attempts",
+                    &[Value::Int(id)],
+                    first_int,
+                )
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("inbound row {id}")))?;
+            self.wrote(1);
+            Ok(attempts)
         })
     }
 
     fn get_inbound(&self, id: i64) -> BoxFuture<'_, Result<Option<InboundRow>, StoreError>> {
         Box::pin(async move {
-            let row = sqlx::query(&format!("{INBOUND_SELECT} WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&mut *self.conn().await?)
-                .await?;
-            row.as_ref().map(inbound_from_row).transpose()
+            self.fetch_optional(
+                &format!("{INBOUND_SELECT} WHERE id = $1"),
+                &[Value::Int(id)],
+                inbound_from_row,
+            )
+            .await
         })
     }
 
@@ -762,14 +881,15 @@ impl Store for SqlStore {
         account: &'a str,
     ) -> BoxFuture<'a, Result<Vec<InboundRow>, StoreError>> {
         Box::pin(async move {
-            let rows = sqlx::query(&format!(
-                "{INBOUND_SELECT} WHERE account = $1 AND state IN ('pending', 'processing') \
-                 ORDER BY id"
-            ))
-            .bind(account)
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
-            rows.iter().map(inbound_from_row).collect()
+            self.fetch(
+                &format!(
+                    "{INBOUND_SELECT} WHERE account = $1 AND state IN ('pending', 'processing') \
+                     ORDER BY id"
+                ),
+                &[Value::Text(account)],
+                inbound_from_row,
+            )
+            .await
         })
     }
 
@@ -782,15 +902,13 @@ impl Store for SqlStore {
             let cutoff = now_ms.saturating_sub(older_than_ms.max(MIN_DEDUP_WINDOW_MS));
             // The newest row stays, whatever its age: SQLite numbers a new
             // row as the largest id + 1, so deleting it would reuse its id.
-            let done = sqlx::query(
+            self.execute(
                 "DELETE FROM inbound WHERE received_at_ms < $1 \
                  AND state IN ('done', 'dropped', 'failed') \
                  AND id < (SELECT MAX(id) FROM inbound)",
+                &[Value::Int(cutoff)],
             )
-            .bind(cutoff)
-            .execute(&mut *self.conn().await?)
-            .await?;
-            Ok(done.rows_affected())
+            .await
         })
     }
 
@@ -800,17 +918,14 @@ impl Store for SqlStore {
         session_key: &'a str,
     ) -> BoxFuture<'a, Result<i64, StoreError>> {
         Box::pin(async move {
-            let row = sqlx::query(
-                "SELECT generation FROM sessions WHERE account = $1 AND session_key = $2",
-            )
-            .bind(account)
-            .bind(session_key)
-            .fetch_optional(&mut *self.conn().await?)
-            .await?;
-            Ok(match row {
-                Some(row) => row.try_get(0)?,
-                None => 0,
-            })
+            let generation = self
+                .fetch_optional(
+                    "SELECT generation FROM sessions WHERE account = $1 AND session_key = $2",
+                    &[Value::Text(account), Value::Text(session_key)],
+                    first_int,
+                )
+                .await?;
+            Ok(generation.unwrap_or(0))
         })
     }
 
@@ -820,16 +935,18 @@ impl Store for SqlStore {
         session_key: &'a str,
     ) -> BoxFuture<'a, Result<i64, StoreError>> {
         Box::pin(async move {
-            let row = sqlx::query(
-                "INSERT INTO sessions (account, session_key, generation) VALUES ($1, $2, 1) \
-                 ON CONFLICT (account, session_key) \
-                 DO UPDATE SET generation = sessions.generation + 1 RETURNING generation",
-            )
-            .bind(account)
-            .bind(session_key)
-            .fetch_one(&mut *self.conn().await?)
-            .await?;
-            Ok(row.try_get(0)?)
+            let generation = self
+                .fetch_optional(
+                    "INSERT INTO sessions (account, session_key, generation) VALUES ($1, $2, 1) \
+                     ON CONFLICT (account, session_key) \
+                     DO UPDATE SET generation = sessions.generation + 1 RETURNING generation",
+                    &[Value::Text(account), Value::Text(session_key)],
+                    first_int,
+                )
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("session reset returned no row".into()))?;
+            self.wrote(1);
+            Ok(generation)
         })
     }
 
@@ -845,35 +962,36 @@ impl Store for SqlStore {
             if turns.is_empty() {
                 return Ok(());
             }
-            let mut sql = String::from(
-                "INSERT INTO turns (account, session_key, generation, role, text, created_ms) VALUES ",
-            );
-            for n in 0..turns.len() {
-                let p = n * 6;
-                if n > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!(
-                    "(${},${},${},${},${},${})",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5,
-                    p + 6
-                ));
+            let (sql, values) = append_turns_statement(&NewTurns {
+                account,
+                session_key,
+                generation,
+                turns,
+                created_ms,
+            });
+            self.execute(&sql, &values).await?;
+            Ok(())
+        })
+    }
+
+    fn finish_turn<'a>(
+        &'a self,
+        id: i64,
+        state: InboundState,
+        turns: NewTurns<'a>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let state_values = state_values(id, &state);
+            let (turns_sql, turns_values) = append_turns_statement(&turns);
+            let mut statements: Vec<(&str, &[Value<'_>])> = Vec::with_capacity(2);
+            if !turns.turns.is_empty() {
+                statements.push((&turns_sql, &turns_values));
             }
-            let mut query = sqlx::query(&sql);
-            for (role, text) in turns {
-                query = query
-                    .bind(account)
-                    .bind(session_key)
-                    .bind(generation)
-                    .bind(*role)
-                    .bind(*text)
-                    .bind(created_ms);
+            statements.push((SET_STATE_SQL, &state_values));
+            let changed = self.execute_all(&statements).await?;
+            if changed.last() == Some(&0) {
+                return Err(StoreError::NotFound(format!("inbound row {id}")));
             }
-            query.execute(&mut *self.conn().await?).await?;
             Ok(())
         })
     }
@@ -886,20 +1004,19 @@ impl Store for SqlStore {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<(String, String)>, StoreError>> {
         Box::pin(async move {
-            let rows = sqlx::query(
+            self.fetch(
                 "SELECT role, text FROM (SELECT id, role, text FROM turns \
                  WHERE account = $1 AND session_key = $2 AND generation = $3 \
                  ORDER BY id DESC LIMIT $4) AS recent ORDER BY id",
+                &[
+                    Value::Text(account),
+                    Value::Text(session_key),
+                    Value::Int(generation),
+                    Value::Int(limit_i64(limit)),
+                ],
+                role_and_text,
             )
-            .bind(account)
-            .bind(session_key)
-            .bind(generation)
-            .bind(limit_i64(limit))
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
-            rows.iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-                .collect()
+            .await
         })
     }
 
@@ -922,24 +1039,24 @@ impl Store for SqlStore {
     ) -> BoxFuture<'a, Result<Vec<Pairing>, StoreError>> {
         Box::pin(async move {
             let select = format!("SELECT {PAIRING_COLUMNS} FROM pairings WHERE expires_ms > $1");
-            let rows = match account {
+            match account {
                 Some(account) => {
-                    sqlx::query(&format!(
-                        "{select} AND account = $2 ORDER BY created_ms, code"
-                    ))
-                    .bind(now_ms)
-                    .bind(account)
-                    .fetch_all(&mut *self.conn().await?)
-                    .await?
+                    self.fetch(
+                        &format!("{select} AND account = $2 ORDER BY created_ms, code"),
+                        &[Value::Int(now_ms), Value::Text(account)],
+                        pairing_from_row,
+                    )
+                    .await
                 }
                 None => {
-                    sqlx::query(&format!("{select} ORDER BY created_ms, code"))
-                        .bind(now_ms)
-                        .fetch_all(&mut *self.conn().await?)
-                        .await?
+                    self.fetch(
+                        &format!("{select} ORDER BY created_ms, code"),
+                        &[Value::Int(now_ms)],
+                        pairing_from_row,
+                    )
+                    .await
                 }
-            };
-            rows.iter().map(pairing_from_row).collect()
+            }
         })
     }
 
@@ -964,13 +1081,14 @@ impl Store for SqlStore {
         open_id: &'a str,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let row =
-                sqlx::query("SELECT 1 FROM approved_senders WHERE account = $1 AND open_id = $2")
-                    .bind(account)
-                    .bind(open_id)
-                    .fetch_optional(&mut *self.conn().await?)
-                    .await?;
-            Ok(row.is_some())
+            let found = self
+                .fetch_optional(
+                    "SELECT 1 FROM approved_senders WHERE account = $1 AND open_id = $2",
+                    &[Value::Text(account), Value::Text(open_id)],
+                    first_int,
+                )
+                .await?;
+            Ok(found.is_some())
         })
     }
 
@@ -979,13 +1097,12 @@ impl Store for SqlStore {
         account: &'a str,
     ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
         Box::pin(async move {
-            let rows = sqlx::query(
+            self.fetch(
                 "SELECT open_id FROM approved_senders WHERE account = $1 ORDER BY open_id",
+                &[Value::Text(account)],
+                first_text,
             )
-            .bind(account)
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
-            rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+            .await
         })
     }
 
@@ -997,15 +1114,16 @@ impl Store for SqlStore {
         created_ms: i64,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            sqlx::query(
+            self.execute(
                 "INSERT INTO sent (account, uuid, message_id, created_ms) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT DO NOTHING",
+                &[
+                    Value::Text(account),
+                    Value::Text(uuid),
+                    Value::Text(message_id),
+                    Value::Int(created_ms),
+                ],
             )
-            .bind(account)
-            .bind(uuid)
-            .bind(message_id)
-            .bind(created_ms)
-            .execute(&mut *self.conn().await?)
             .await?;
             Ok(())
         })
@@ -1016,11 +1134,14 @@ impl Store for SqlStore {
         account: &'a str,
         uuid: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
-        Box::pin(self.text_by_key(
-            "SELECT message_id FROM sent WHERE account = $1 AND uuid = $2",
-            account,
-            uuid,
-        ))
+        Box::pin(async move {
+            self.fetch_optional(
+                "SELECT message_id FROM sent WHERE account = $1 AND uuid = $2",
+                &[Value::Text(account), Value::Text(uuid)],
+                first_text,
+            )
+            .await
+        })
     }
 
     fn open_card<'a>(
@@ -1032,17 +1153,18 @@ impl Store for SqlStore {
         created_ms: i64,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            sqlx::query(
+            self.execute(
                 "INSERT INTO open_cards (card_id, account, inbound_id, message_id, created_ms) \
                  VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (card_id) DO UPDATE SET message_id = excluded.message_id",
+                &[
+                    Value::Text(card_id),
+                    Value::Text(account),
+                    Value::Int(inbound_id),
+                    Value::Text(message_id),
+                    Value::Int(created_ms),
+                ],
             )
-            .bind(card_id)
-            .bind(account)
-            .bind(inbound_id)
-            .bind(message_id)
-            .bind(created_ms)
-            .execute(&mut *self.conn().await?)
             .await?;
             Ok(())
         })
@@ -1050,10 +1172,11 @@ impl Store for SqlStore {
 
     fn close_card<'a>(&'a self, card_id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            sqlx::query("DELETE FROM open_cards WHERE card_id = $1")
-                .bind(card_id)
-                .execute(&mut *self.conn().await?)
-                .await?;
+            self.execute(
+                "DELETE FROM open_cards WHERE card_id = $1",
+                &[Value::Text(card_id)],
+            )
+            .await?;
             Ok(())
         })
     }
@@ -1063,14 +1186,13 @@ impl Store for SqlStore {
         account: &'a str,
     ) -> BoxFuture<'a, Result<Vec<OpenCard>, StoreError>> {
         Box::pin(async move {
-            let rows = sqlx::query(
+            self.fetch(
                 "SELECT card_id, account, inbound_id, message_id, created_ms FROM open_cards \
                  WHERE account = $1 ORDER BY created_ms, card_id",
+                &[Value::Text(account)],
+                card_from_row,
             )
-            .bind(account)
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
-            rows.iter().map(card_from_row).collect()
+            .await
         })
     }
 
@@ -1079,11 +1201,14 @@ impl Store for SqlStore {
         account: &'a str,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
-        Box::pin(self.text_by_key(
-            "SELECT value FROM kv WHERE account = $1 AND key = $2",
-            account,
-            key,
-        ))
+        Box::pin(async move {
+            self.fetch_optional(
+                "SELECT value FROM kv WHERE account = $1 AND key = $2",
+                &[Value::Text(account), Value::Text(key)],
+                first_text,
+            )
+            .await
+        })
     }
 
     fn kv_set<'a>(
@@ -1093,14 +1218,11 @@ impl Store for SqlStore {
         value: &'a str,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            sqlx::query(
+            self.execute(
                 "INSERT INTO kv (account, key, value) VALUES ($1, $2, $3) \
                  ON CONFLICT (account, key) DO UPDATE SET value = excluded.value",
+                &[Value::Text(account), Value::Text(key), Value::Text(value)],
             )
-            .bind(account)
-            .bind(key)
-            .bind(value)
-            .execute(&mut *self.conn().await?)
             .await?;
             Ok(())
         })

@@ -9,8 +9,7 @@
 
 use std::time::Instant;
 
-use lark_wire::frame::Frame;
-use lark_wire::session::Session;
+use lark_wire::AckTemplate;
 use tokio::sync::{mpsc, oneshot};
 
 /// Where a delivery came from.
@@ -57,7 +56,7 @@ pub enum AckOutcome {
 
 enum Target {
     Ws {
-        frame: Box<Frame>,
+        frame: AckTemplate,
         received_at: Instant,
         socket: mpsc::UnboundedSender<Vec<u8>>,
     },
@@ -102,15 +101,16 @@ impl AckHandle {
         )
     }
 
-    /// A handle that writes the ack frame for `frame` on a socket's writer.
+    /// A handle that writes the ack of the delivered frame (`frame`) on a
+    /// socket's writer.
     pub(crate) fn ws(
-        frame: Frame,
+        frame: AckTemplate,
         received_at: Instant,
         socket: mpsc::UnboundedSender<Vec<u8>>,
     ) -> AckHandle {
         AckHandle {
             target: Some(Target::Ws {
-                frame: Box::new(frame),
+                frame,
                 received_at,
                 socket,
             }),
@@ -144,9 +144,9 @@ impl AckHandle {
                     AckOutcome::Failed => (500, None),
                 };
                 let biz_rt = u64::try_from(received_at.elapsed().as_millis()).unwrap_or(u64::MAX);
-                let ack = Session::into_ack(*frame, code, biz_rt, body);
+                let ack = frame.ack(code, biz_rt, body);
                 // A closed socket means the connection died: the platform redelivers.
-                let _ = socket.send(ack.to_bytes());
+                let _ = socket.send(ack);
             }
         }
     }
@@ -161,7 +161,8 @@ impl Drop for AckHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lark_wire::frame::{Header, METHOD_DATA};
+    use lark_wire::frame::{Frame, Header, METHOD_DATA};
+    use lark_wire::FrameRef;
 
     #[tokio::test]
     async fn channel_outcomes() {
@@ -181,6 +182,8 @@ mod tests {
             headers: vec![Header::new("type", "event")],
             ..Frame::default()
         };
+        let bytes = frame.to_bytes();
+        let frame = FrameRef::decode(&bytes).unwrap().ack_template();
         let (tx, mut rx) = mpsc::unbounded_channel();
         AckHandle::ws(frame.clone(), Instant::now(), tx.clone()).ack(None);
         let ack = Frame::decode_bytes(&rx.try_recv().unwrap()).unwrap();

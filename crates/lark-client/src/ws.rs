@@ -454,18 +454,14 @@ impl Runner {
                             return lost(healthy, format!("writing a ping: {e}"));
                         }
                     }
-                    Action::Deliver {
-                        frame,
-                        payload,
-                        card,
-                    } => {
+                    Action::Deliver { ack, payload, card } => {
                         let received_at = std::time::Instant::now();
                         let delivery = Delivery {
                             payload,
                             source: Source::Ws,
                             card,
                             received_at,
-                            ack: AckHandle::ws(frame, received_at, ack_tx.clone()),
+                            ack: AckHandle::ws(ack, received_at, ack_tx.clone()),
                         };
                         match self.hand_over(delivery).await {
                             Ok(()) => {

@@ -71,6 +71,10 @@ pub enum FrameError {
     /// The bytes are not a valid pbbp2 frame.
     #[error("malformed pbbp2 frame: {0}")]
     Malformed(#[from] prost::DecodeError),
+    /// The bytes are not a valid pbbp2 frame (read in place, see
+    /// [`crate::frame_ref`]).
+    #[error("malformed pbbp2 frame: {0}")]
+    Invalid(&'static str),
 }
 
 /// Walks the top-level fields and returns a mask of required fields absent.
@@ -100,6 +104,19 @@ pub enum FrameType {
     Card,
     /// Any other value.
     Other,
+}
+
+impl FrameType {
+    /// The type a `type` header value names.
+    pub fn of(value: Option<&str>) -> FrameType {
+        match value {
+            Some("ping") => FrameType::Ping,
+            Some("pong") => FrameType::Pong,
+            Some("event") => FrameType::Event,
+            Some("card") => FrameType::Card,
+            _ => FrameType::Other,
+        }
+    }
 }
 
 impl Frame {
@@ -161,13 +178,7 @@ impl Frame {
 
     /// The frame's `type` header.
     pub fn frame_type(&self) -> FrameType {
-        match self.header("type") {
-            Some("ping") => FrameType::Ping,
-            Some("pong") => FrameType::Pong,
-            Some("event") => FrameType::Event,
-            Some("card") => FrameType::Card,
-            _ => FrameType::Other,
-        }
+        FrameType::of(self.header("type"))
     }
 
     /// The ack for this data frame: the frame echoed with `biz_rt` added and

@@ -7,12 +7,14 @@ pub mod envelope;
 pub mod events;
 pub mod fragments;
 pub mod frame;
+pub mod frame_ref;
 pub mod session;
 pub mod webhook;
 
 pub use envelope::{Content, Envelope, EventHeader, MessageReceive};
 pub use events::Event;
 pub use frame::{Frame, FrameError, FrameType, Header};
+pub use frame_ref::{AckTemplate, FrameRef};
 
 /// Lowercase hex of bytes.
 pub(crate) fn hex_lower(bytes: &[u8]) -> String {

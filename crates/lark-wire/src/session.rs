@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::fragments::Reassembler;
-use crate::frame::{ack_payload, Frame, FrameType, METHOD_DATA};
+use crate::frame::{Frame, FrameType, METHOD_DATA};
+use crate::frame_ref::{AckTemplate, FrameRef};
 
 /// Timers from endpoint discovery or a pong (`ClientConfig`, seconds).
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -74,10 +75,11 @@ pub enum Action {
     /// Send this frame on the socket.
     Send(Frame),
     /// A complete event or card callback: hand `payload` to the consumer and
-    /// later complete it with [`Session::ack`] using `frame`.
+    /// later answer with [`AckTemplate::ack`].
     Deliver {
-        /// The frame that completed the message (echoed in the ack).
-        frame: Frame,
+        /// The frame that completed the message, without its payload
+        /// (echoed in the ack).
+        ack: AckTemplate,
         /// The whole event JSON.
         payload: Vec<u8>,
         /// `true` for `type = card` frames.
@@ -158,21 +160,21 @@ impl Session {
     /// Handles one inbound WebSocket binary message.
     pub fn on_bytes(&mut self, bytes: &[u8], now: Instant) -> Vec<Action> {
         self.last_frame = now;
-        let frame = match Frame::decode_bytes(bytes) {
+        let frame = match FrameRef::decode(bytes) {
             Ok(f) => f,
             Err(e) => return vec![Action::Discard(e.to_string())],
         };
         match frame.frame_type() {
             FrameType::Pong => self.on_pong(&frame, now),
-            FrameType::Event | FrameType::Card if frame.method == METHOD_DATA => {
-                self.on_data(frame, now)
+            kind @ (FrameType::Event | FrameType::Card) if frame.method == METHOD_DATA => {
+                self.on_data(&frame, kind == FrameType::Card, now)
             }
             _ => Vec::new(),
         }
     }
 
-    fn on_pong(&mut self, frame: &Frame, now: Instant) -> Vec<Action> {
-        let Some(payload) = frame.payload.as_deref().filter(|p| !p.is_empty()) else {
+    fn on_pong(&mut self, frame: &FrameRef<'_>, now: Instant) -> Vec<Action> {
+        let Some(payload) = frame.payload.filter(|p| !p.is_empty()) else {
             return Vec::new();
         };
         match serde_json::from_slice::<ClientConfig>(payload) {
@@ -185,50 +187,26 @@ impl Session {
         }
     }
 
-    fn on_data(&mut self, mut frame: Frame, now: Instant) -> Vec<Action> {
-        // The payload moves on to the delivery; the frame kept for the ack
-        // needs only its headers.
-        let payload = frame.payload.take().unwrap_or_default();
-        match self.fragments.push(
-            frame.header("message_id").unwrap_or(""),
-            frame.header("sum"),
-            frame.header("seq"),
-            payload,
-            now,
-        ) {
-            Ok(Some(whole)) => {
-                let card = frame.frame_type() == FrameType::Card;
-                vec![Action::Deliver {
-                    frame,
-                    payload: whole,
-                    card,
-                }]
+    fn on_data(&mut self, frame: &FrameRef<'_>, card: bool, now: Instant) -> Vec<Action> {
+        let (mut message_id, mut sum, mut seq) = ("", None, None);
+        for (key, value) in frame.headers() {
+            match key {
+                "message_id" if message_id.is_empty() => message_id = value,
+                "sum" if sum.is_none() => sum = Some(value),
+                "seq" if seq.is_none() => seq = Some(value),
+                _ => {}
             }
+        }
+        let payload = frame.payload.unwrap_or_default().to_vec();
+        match self.fragments.push(message_id, sum, seq, payload, now) {
+            Ok(Some(whole)) => vec![Action::Deliver {
+                ack: frame.ack_template(),
+                payload: whole,
+                card,
+            }],
             Ok(None) => Vec::new(),
             Err(e) => vec![Action::Discard(e.to_string())],
         }
-    }
-
-    /// The ack frame for a delivered frame: `{"code":code}` plus an optional
-    /// callback response body, with `biz_rt` in milliseconds.
-    pub fn ack(
-        delivered: &Frame,
-        code: u16,
-        biz_rt_ms: u64,
-        response_body: Option<&[u8]>,
-    ) -> Frame {
-        delivered.to_ack(biz_rt_ms, ack_payload(code, response_body))
-    }
-
-    /// [`Session::ack`] consuming the delivered frame (no copy of its
-    /// headers).
-    pub fn into_ack(
-        delivered: Frame,
-        code: u16,
-        biz_rt_ms: u64,
-        response_body: Option<&[u8]>,
-    ) -> Frame {
-        delivered.into_ack(biz_rt_ms, ack_payload(code, response_body))
     }
 }
 
@@ -331,20 +309,16 @@ mod tests {
         let mut s = Session::new(7, ClientConfig::default(), t0);
         assert!(s.on_bytes(&data("m", "2", "1", b"world"), t0).is_empty());
         let acts = s.on_bytes(&data("m", "2", "0", b"hello "), t0);
-        let Action::Deliver {
-            frame,
-            payload,
-            card,
-        } = &acts[0]
-        else {
+        let Action::Deliver { ack, payload, card } = &acts[0] else {
             panic!("{acts:?}")
         };
         assert_eq!(payload, b"hello world");
         assert!(!card);
-        let ack = Session::ack(frame, 200, 3, None);
+        let ack = Frame::decode_bytes(&ack.ack(200, 3, None)).unwrap();
         assert_eq!(ack.header("biz_rt"), Some("3"));
+        assert_eq!(ack.header("seq"), Some("0"));
         assert_eq!(ack.payload.as_deref(), Some(&b"{\"code\":200}"[..]));
-        assert_eq!(ack.seq_id, frame.seq_id);
+        assert_eq!(ack.seq_id, 1);
     }
 
     #[test]

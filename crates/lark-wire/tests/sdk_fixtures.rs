@@ -3,7 +3,7 @@
 //! our own frames to the same bytes.
 
 use lark_wire::frame::{ack_payload, METHOD_CONTROL, METHOD_DATA};
-use lark_wire::{Frame, FrameType, Header};
+use lark_wire::{Frame, FrameRef, FrameType, Header};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = format!("{}/tests/fixtures/{name}.bin", env!("CARGO_MANIFEST_DIR"));
@@ -72,4 +72,23 @@ fn ack_is_byte_identical() {
         event.to_ack(5, ack_payload(200, None)).to_bytes(),
         fixture("ack")
     );
+    // The receive path writes the same ack from the event's bytes.
+    let received = event.to_bytes();
+    let ack = FrameRef::decode(&received)
+        .unwrap()
+        .ack_template()
+        .ack(200, 5, None);
+    assert_eq!(ack, fixture("ack"));
+}
+
+#[test]
+fn event_fragment_reads_in_place() {
+    let bytes = fixture("event_fragment");
+    let f = FrameRef::decode(&bytes).unwrap();
+    assert_eq!((f.seq_id, f.service), (123456789012, 33554678));
+    assert_eq!(
+        f.header("trace_id"),
+        Frame::decode_bytes(&bytes).unwrap().header("trace_id")
+    );
+    assert_eq!(f.to_frame().to_bytes(), bytes);
 }

@@ -229,7 +229,7 @@ pub fn ack_payload(code: u16, response_body: Option<&[u8]>) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
@@ -266,9 +266,9 @@ mod tests {
         assert_eq!(Frame::pong(7, Some(json.to_vec())).to_bytes(), expected);
     }
 
-    #[test]
-    fn ack_matches_the_vector() {
-        let event = Frame {
+    /// The event frame of the ack test vector (also used by `frame_ref`).
+    pub(crate) fn vector_event() -> Frame {
+        Frame {
             seq_id: 11,
             log_id: 22,
             service: 7,
@@ -282,8 +282,12 @@ mod tests {
             ],
             payload: Some(b"{}".to_vec()),
             ..Frame::default()
-        };
-        let ack = event.to_ack(5, ack_payload(200, None));
+        }
+    }
+
+    #[test]
+    fn ack_matches_the_vector() {
+        let ack = vector_event().to_ack(5, ack_payload(200, None));
         assert_eq!(ack.to_bytes(), hex("080b1016180720012a0d0a047479706512056576656e742a100a0a6d6573736167655f696412026d312a080a0373756d1201312a080a037365711201302a0e0a0874726163655f6964120274312a0b0a0662697a5f7274120135420c7b22636f6465223a3230307d"));
     }
 

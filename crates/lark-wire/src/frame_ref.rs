@@ -417,24 +417,15 @@ fn put_bytes_field(out: &mut Vec<u8>, tag: u32, data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{Header, METHOD_DATA};
+    use crate::frame::Header;
 
+    /// The ack vector's event with a payload and a `log_id_new` (field 9,
+    /// after the payload).
     fn event() -> Frame {
         Frame {
-            seq_id: 11,
-            log_id: 22,
-            service: 7,
-            method: METHOD_DATA,
-            headers: vec![
-                Header::new("type", "event"),
-                Header::new("message_id", "m1"),
-                Header::new("sum", "1"),
-                Header::new("seq", "0"),
-                Header::new("trace_id", "t1"),
-            ],
             payload: Some(b"{\"k\":1}".to_vec()),
             log_id_new: Some("L".into()),
-            ..Frame::default()
+            ..crate::frame::tests::vector_event()
         }
     }
 

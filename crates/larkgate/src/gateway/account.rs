@@ -84,6 +84,8 @@ pub struct AccountRuntime {
     pub(crate) shutdown: CancellationToken,
     pub(crate) shutting_down: AtomicBool,
     pub(crate) last_event_ms: AtomicI64,
+    /// The ingest path's metric series, looked up once.
+    pub(crate) ingest_series: super::inbox::IngestSeries,
 }
 
 /// Unix milliseconds now.
@@ -147,6 +149,7 @@ impl AccountRuntime {
                 shutdown,
                 shutting_down: AtomicBool::new(false),
                 last_event_ms: AtomicI64::new(0),
+                ingest_series: Default::default(),
                 cfg,
             }
         })

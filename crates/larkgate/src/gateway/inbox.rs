@@ -10,7 +10,7 @@
 //! already final, inside its batch: one write per batch, not per event.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use lark_client::{Delivery, Source};
@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use super::account::{now_ms, AccountRuntime};
 use super::dispatch::Plan;
+use crate::admin::metrics::{Counter, Histogram};
 use crate::store::{InboundState, InsertOutcome, NewInbound};
 
 /// Most deliveries recorded in one transaction.
@@ -130,6 +131,42 @@ fn source_label(s: Source) -> &'static str {
     }
 }
 
+/// The ingest path's metric series of one account, each looked up once
+/// (a lookup locks its family and compares label strings, several times per
+/// event otherwise); created on first use, like any series.
+#[derive(Default)]
+pub(crate) struct IngestSeries {
+    received_ws: OnceLock<Arc<Counter>>,
+    received_webhook: OnceLock<Arc<Counter>>,
+    acked: OnceLock<Arc<Counter>>,
+    ack_latency: OnceLock<Arc<Histogram>>,
+}
+
+impl IngestSeries {
+    fn received(&self, rt: &AccountRuntime, source: Source) -> &Counter {
+        let cell = match source {
+            Source::Ws => &self.received_ws,
+            Source::Webhook => &self.received_webhook,
+        };
+        cell.get_or_init(|| {
+            rt.shared
+                .metrics
+                .events_received
+                .with(&[&rt.cfg.name, source_label(source)])
+        })
+    }
+
+    fn acked(&self, rt: &AccountRuntime) -> &Counter {
+        self.acked
+            .get_or_init(|| rt.shared.metrics.events_acked.with(&[&rt.cfg.name]))
+    }
+
+    fn ack_latency(&self, rt: &AccountRuntime) -> &Histogram {
+        self.ack_latency
+            .get_or_init(|| rt.shared.metrics.ack_latency.with(&[&rt.cfg.name]))
+    }
+}
+
 /// Receives deliveries until the connection ends or the account shuts down.
 pub(crate) async fn run(rt: &Arc<AccountRuntime>, mut rx: mpsc::Receiver<Delivery>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -166,7 +203,9 @@ async fn process(rt: &Arc<AccountRuntime>, batch: &mut Vec<Delivery>) {
     let mut plans = Vec::with_capacity(batch.len());
     let mut waiting = Vec::with_capacity(batch.len());
     for d in batch.drain(..) {
-        metrics.events_received.inc(&[name, source_label(d.source)]);
+        rt.ingest_series
+            .received(rt, d.source)
+            .fetch_add(1, Ordering::Relaxed);
         match parse(rt, &d) {
             Parsed::Event(row, plan) => {
                 rows.push(row);
@@ -229,12 +268,11 @@ async fn process(rt: &Arc<AccountRuntime>, batch: &mut Vec<Delivery>) {
 }
 
 fn finish_ack(rt: &AccountRuntime, d: Delivery, body: Option<Vec<u8>>) {
-    let name = rt.cfg.name.as_str();
     let waited = d.received_at.elapsed();
     d.ack.ack(body);
-    let metrics = &rt.shared.metrics;
-    metrics.events_acked.inc(&[name]);
-    metrics.ack_latency.with(&[name]).observe(waited);
+    let series = &rt.ingest_series;
+    series.acked(rt).fetch_add(1, Ordering::Relaxed);
+    series.ack_latency(rt).observe(waited);
 }
 
 #[cfg(test)]

@@ -8,6 +8,11 @@ fuzz_target!(|data: &[u8]| {
             let _ = lark_wire::Content::parse(&m.message.message_type, &m.message.content);
         }
     }
+    // The message head's fast scanner answers what serde answers.
+    assert_eq!(
+        lark_wire::envelope::peek_message(data),
+        lark_wire::envelope::peek_message_with_serde(data)
+    );
     if let Ok(s) = std::str::from_utf8(data) {
         for kind in ["text", "post", "system", "interactive", "file", "x"] {
             let _ = lark_wire::Content::parse(kind, s);

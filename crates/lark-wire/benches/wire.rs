@@ -1,7 +1,9 @@
 //! Micro-benchmarks of the wire formats: the pbbp2 frame codec (decode an
 //! event frame, encode its ack; and the receive path's in-place reading:
 //! read the frame, take its ack template, write the ack), event envelope parsing (a ~1 KiB
-//! `im.message.receive_v1`), and webhook decryption with signature check.
+//! `im.message.receive_v1`, and the head of it the gateway reads of every
+//! message, by the scanner and by serde), and webhook decryption with
+//! signature check.
 //!
 //! `cargo bench -p lark-wire --bench wire`; figures in docs/BENCHMARKS.md.
 
@@ -9,7 +11,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use lark_wire::frame::{ack_payload, Frame, Header, METHOD_DATA};
-use lark_wire::{webhook, Content, Envelope, FrameRef};
+use lark_wire::{envelope, webhook, Content, Envelope, FrameRef};
 
 /// A message event of realistic size (about 1 KiB of JSON).
 const EVENT: &str = r#"{"schema":"2.0","header":{"event_id":"5e3702a84e847582be8db7fb73283c02","token":"v=","create_time":"1608725989000","event_type":"im.message.receive_v1","tenant_key":"736588c9260f175e","app_id":"cli_a1b2c3d4e5f6a7b8"},"event":{"sender":{"sender_id":{"union_id":"on_8ed6aa67826108097d9ee143816345","user_id":"e33ggbyz","open_id":"ou_84aad35d084aa403a838cf73ee18467"},"sender_type":"user","tenant_key":"736588c9260f175e"},"message":{"message_id":"om_5ce6d572455d361153b7cb51da133945","root_id":"om_5ce6d572455d361153b7cb5xxfsdfsdfdsf","parent_id":"om_5ce6d572455d361153b7cb5xxfsdfsdfdsf","create_time":"1609073151345","update_time":"1609073151345","chat_id":"oc_5ce6d572455d361153b7xx51da133945","thread_id":"omt_d4be107c616","chat_type":"group","message_type":"text","content":"{\"text\":\"@_user_1 hello, can you summarise the discussion above and list the open questions?\"}","mentions":[{"key":"@_user_1","id":{"union_id":"on_8ed6aa67826108097d9ee143816345","user_id":"e33ggbyz","open_id":"ou_84aad35d084aa403a838cf73ee18467"},"name":"Bot","tenant_key":"736588c9260f175e"}],"user_agent":"Mozilla/5.0"}}}"#;
@@ -78,6 +80,15 @@ fn envelopes(c: &mut Criterion) {
             let env = Envelope::parse(black_box(EVENT.as_bytes())).expect("valid envelope");
             let receive = env.message_receive().expect("a message event");
             Content::parse(&receive.message.message_type, &receive.message.content)
+        })
+    });
+    // What the gateway reads of every message before deciding to answer.
+    g.bench_function("peek_message", |b| {
+        b.iter(|| envelope::peek_message(black_box(EVENT.as_bytes())).expect("a message"))
+    });
+    g.bench_function("peek_message_with_serde", |b| {
+        b.iter(|| {
+            envelope::peek_message_with_serde(black_box(EVENT.as_bytes())).expect("a message")
         })
     });
     g.finish();

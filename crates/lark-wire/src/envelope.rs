@@ -9,6 +9,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+mod head_scan;
+
 /// Why an event body could not be parsed.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed event envelope: {0}")]
@@ -220,7 +222,7 @@ pub struct MessageReceive {
 /// event JSON: ids, chat type, sender type, creation time and mentions. The
 /// content (most of the bytes) is skipped, not copied; see
 /// [`peek_message`].
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 pub struct MessageHead<'a> {
     /// Who sent it.
     #[serde(default, borrow)]
@@ -231,7 +233,7 @@ pub struct MessageHead<'a> {
 }
 
 /// The ids a v2.0 header carries, borrowed (see [`peek_message`]).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 pub struct HeaderIds<'a> {
     /// Unique id of this event: the dedup key.
     #[serde(default, borrow)]
@@ -245,7 +247,27 @@ pub struct HeaderIds<'a> {
 /// body, read in one pass that copies nothing but escaped strings; `None`
 /// for anything else (another event, a v1 body, malformed JSON), which
 /// [`Envelope::parse`] then reads in full.
+///
+/// A scanner made for this shape reads the usual body; what it is not sure
+/// of (escaped ids, odd layouts, malformed JSON) serde reads, so the result
+/// is serde's either way ([`peek_message_with_serde`]).
 pub fn peek_message(bytes: &[u8]) -> Option<(HeaderIds<'_>, MessageHead<'_>)> {
+    // Validating the UTF-8 once up front spares the parsers from validating
+    // every string they borrow.
+    let text = std::str::from_utf8(bytes).ok()?;
+    let (header, head) = head_scan::scan(text).or_else(|| peek_serde(text))?;
+    (header.event_type == "im.message.receive_v1").then_some((header, head))
+}
+
+/// [`peek_message`] by serde alone: the reference its fast path is tested
+/// against (exposed for the fuzz target).
+#[doc(hidden)]
+pub fn peek_message_with_serde(bytes: &[u8]) -> Option<(HeaderIds<'_>, MessageHead<'_>)> {
+    let (header, head) = peek_serde(std::str::from_utf8(bytes).ok()?)?;
+    (header.event_type == "im.message.receive_v1").then_some((header, head))
+}
+
+fn peek_serde(text: &str) -> Option<(HeaderIds<'_>, MessageHead<'_>)> {
     #[derive(Deserialize)]
     struct Peek<'a> {
         #[serde(borrow)]
@@ -253,15 +275,12 @@ pub fn peek_message(bytes: &[u8]) -> Option<(HeaderIds<'_>, MessageHead<'_>)> {
         #[serde(borrow)]
         event: MessageHead<'a>,
     }
-    // Validating the UTF-8 once up front spares the parser from validating
-    // every string it borrows.
-    let text = std::str::from_utf8(bytes).ok()?;
     let peek: Peek<'_> = serde_json::from_str(text).ok()?;
-    (peek.header.event_type == "im.message.receive_v1").then_some((peek.header, peek.event))
+    Some((peek.header, peek.event))
 }
 
 /// [`MessageHead`]'s sender.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 pub struct SenderHead<'a> {
     /// Sender ids.
     #[serde(default, borrow)]
@@ -272,7 +291,7 @@ pub struct SenderHead<'a> {
 }
 
 /// A user's `open_id` (the other ids skipped).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 pub struct OpenIdOnly<'a> {
     /// `ou_…`.
     #[serde(default, borrow)]
@@ -280,7 +299,7 @@ pub struct OpenIdOnly<'a> {
 }
 
 /// [`MessageHead`]'s message.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 pub struct MessageHeadFields<'a> {
     /// `om_…`.
     #[serde(borrow)]
@@ -300,7 +319,7 @@ pub struct MessageHeadFields<'a> {
 }
 
 /// [`MessageHead`]'s view of one `@`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 pub struct MentionHead<'a> {
     /// Placeholder inside the content, such as `@_user_1` or `@_all`.
     #[serde(default, borrow)]

@@ -47,7 +47,7 @@ impl<'a> Fields<'a> {
         Fields { bytes, at: 0 }
     }
 
-    #[inline]
+    #[inline(always)]
     fn varint(&mut self) -> Result<u64, FrameError> {
         // Keys, lengths and small numbers: one byte.
         if let Some(&b) = self.bytes.get(self.at) {
@@ -77,7 +77,7 @@ impl<'a> Fields<'a> {
         Err(FrameError::Invalid("varint overflows 64 bits"))
     }
 
-    #[inline]
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Result<&'a [u8], FrameError> {
         let end = self
             .at
@@ -89,7 +89,7 @@ impl<'a> Fields<'a> {
         Ok(data)
     }
 
-    #[inline]
+    #[inline(always)]
     fn next_field(&mut self) -> Result<Option<Field<'a>>, FrameError> {
         if self.at >= self.bytes.len() {
             return Ok(None);

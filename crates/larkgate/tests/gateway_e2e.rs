@@ -20,6 +20,56 @@ async fn dm_gets_an_echo_reply() {
     );
 }
 
+/// Calls the bot's client made to the reaction endpoints: (added, removed).
+fn reaction_calls(h: &Harness) -> (u64, u64) {
+    let stats = h.gw().accounts()[0].client().stats();
+    let calls = |route: &str| {
+        stats
+            .iter()
+            .filter(|e| e.endpoint == route)
+            .map(|e| e.calls)
+            .sum::<u64>()
+    };
+    (
+        calls("POST /im/v1/messages/:message_id/reactions"),
+        calls("DELETE /im/v1/messages/:message_id/reactions/:reaction_id"),
+    )
+}
+
+/// A reply quicker than `typingDelayMs` shows no typing reaction and spends
+/// no API call on one; the turn does not wait for the delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quick_reply_spends_no_typing_reaction() {
+    let h = Harness::start(|a| {
+        a.typing_indicator = true;
+        a.typing_delay_ms = 600_000;
+    })
+    .await;
+    let sent = h.dm("ou_alice", "hello");
+    assert_eq!(h.replies(&sent).await.len(), 1);
+    let sent = h.dm("ou_alice", "again");
+    assert_eq!(h.replies(&sent).await.len(), 1);
+    assert_eq!(reaction_calls(&h), (0, 0));
+}
+
+/// With no delay the reaction is added at once and removed after the reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typing_reaction_is_removed_after_the_reply() {
+    let h = Harness::start(|a| {
+        a.typing_indicator = true;
+        a.typing_delay_ms = 0;
+    })
+    .await;
+    let sent = h.dm("ou_alice", "hello");
+    assert_eq!(h.replies(&sent).await.len(), 1);
+    e2e::wait_until(&h.emu, &sent.chat_id, |ms| {
+        ms.iter()
+            .any(|m| m.message_id == sent.message_id && m.reactions.is_empty())
+    })
+    .await;
+    e2e::eventually(|| reaction_calls(&h) == (1, 1)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dm_allowlist_answers_only_listed_senders() {
     let h = Harness::start(|a| {

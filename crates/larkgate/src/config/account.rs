@@ -59,6 +59,7 @@ pub(crate) struct RawAccount {
     pub(crate) reply_in_thread: Option<bool>,
     pub(crate) typing_indicator: Option<bool>,
     pub(crate) typing_emoji: Option<String>,
+    pub(crate) typing_delay_ms: Option<u64>,
     pub(crate) history_limit: Option<u64>,
     pub(crate) queue_limit: Option<u64>,
     pub(crate) stale_after_secs: Option<u64>,
@@ -71,6 +72,9 @@ pub(crate) struct RawAccount {
 pub(crate) const DEFAULT_WEBHOOK_PATH: &str = "/lark/webhook";
 /// Default `typingEmoji`.
 pub(crate) const DEFAULT_TYPING_EMOJI: &str = "Typing";
+/// Default `typingDelayMs`: replies faster than this show no typing
+/// reaction (and spend no API calls on one).
+pub(crate) const DEFAULT_TYPING_DELAY_MS: u64 = 1000;
 /// Default `historyLimit`.
 pub(crate) const DEFAULT_HISTORY_LIMIT: u64 = 40;
 /// Default `queueLimit`.
@@ -116,6 +120,7 @@ pub(crate) fn read_account(t: &Table<'_>, base_dir: &Path) -> RawAccount {
         reply_in_thread: t.bool("replyInThread"),
         typing_indicator: t.bool("typingIndicator"),
         typing_emoji: t.string("typingEmoji"),
+        typing_delay_ms: t.uint("typingDelayMs"),
         history_limit: t.uint("historyLimit"),
         queue_limit: t.uint_min("queueLimit", 1),
         stale_after_secs: t.uint("staleAfterSecs"),
@@ -327,6 +332,7 @@ impl RawAccount {
             reply_in_thread,
             typing_indicator,
             typing_emoji,
+            typing_delay_ms,
             history_limit,
             queue_limit,
             stale_after_secs,
@@ -438,6 +444,7 @@ impl RawAccount {
             typing_emoji: self
                 .typing_emoji
                 .unwrap_or_else(|| DEFAULT_TYPING_EMOJI.into()),
+            typing_delay_ms: self.typing_delay_ms.unwrap_or(DEFAULT_TYPING_DELAY_MS),
             history_limit: to_usize(self.history_limit.unwrap_or(DEFAULT_HISTORY_LIMIT)),
             queue_limit: to_usize(self.queue_limit.unwrap_or(DEFAULT_QUEUE_LIMIT)),
             stale_after_secs: self.stale_after_secs.unwrap_or(DEFAULT_STALE_AFTER_SECS),

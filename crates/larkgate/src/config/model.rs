@@ -167,6 +167,10 @@ pub struct AccountConfig {
     pub typing_indicator: bool,
     /// The emoji used as typing indicator (default `Typing`).
     pub typing_emoji: String,
+    /// Milliseconds the agent works before the typing reaction is added
+    /// (`typingDelayMs`, default 1000; 0: at once). A quicker reply shows
+    /// none and costs no reaction calls.
+    pub typing_delay_ms: u64,
     /// Turns of history kept per session (default 40).
     pub history_limit: usize,
     /// Messages waiting per session before senders are told to wait (default 10).

@@ -107,6 +107,7 @@ pub(crate) const ACCOUNT_KEYS: Keys = &[
     ("replyInThread", Kind::Bool),
     ("typingIndicator", Kind::Bool),
     ("typingEmoji", Kind::Str),
+    ("typingDelayMs", Kind::Uint),
     ("historyLimit", Kind::Uint),
     ("queueLimit", Kind::Uint),
     ("staleAfterSecs", Kind::Uint),

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use lark_client::ResourceKind;
 use tokio::sync::mpsc;
@@ -168,11 +169,17 @@ pub(crate) async fn execute(rt: &Arc<AccountRuntime>, job: TurnJob, cancel: Canc
     }
 }
 
-/// Adds the typing reaction in the background; resolves to its id.
-fn start_typing(
-    rt: &Arc<AccountRuntime>,
-    message_id: &str,
-) -> Option<tokio::task::JoinHandle<Option<String>>> {
+/// The typing reaction of one turn: added in the background once the agent
+/// has worked `typingDelayMs`, removed by [`stop_typing`].
+struct Typing {
+    /// Told when the turn is over: a reaction not yet added never is.
+    done: CancellationToken,
+    /// Resolves to the added reaction's id.
+    task: tokio::task::JoinHandle<Option<String>>,
+}
+
+/// Starts the typing reaction's delay (if the account shows one).
+fn start_typing(rt: &Arc<AccountRuntime>, message_id: &str) -> Option<Typing> {
     if !rt.cfg.typing_indicator {
         return None;
     }
@@ -180,7 +187,18 @@ fn start_typing(
     let emoji = rt.cfg.typing_emoji.clone();
     let message_id = message_id.to_string();
     let name = rt.cfg.name.clone();
-    Some(tokio::spawn(async move {
+    let delay = Duration::from_millis(rt.cfg.typing_delay_ms);
+    let done = CancellationToken::new();
+    let over = done.clone();
+    let task = tokio::spawn(async move {
+        if !delay.is_zero() {
+            tokio::select! {
+                () = over.cancelled() => return None,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+        // Once started, the request completes (so a reaction it adds is
+        // known, and removed).
         match client.add_reaction(&message_id, &emoji).await {
             Ok(id) => Some(id),
             Err(e) => {
@@ -188,16 +206,16 @@ fn start_typing(
                 None
             }
         }
-    }))
+    });
+    Some(Typing { done, task })
 }
 
-async fn stop_typing(
-    rt: &AccountRuntime,
-    message_id: &str,
-    typing: Option<tokio::task::JoinHandle<Option<String>>>,
-) {
-    let Some(handle) = typing else { return };
-    if let Ok(Some(reaction_id)) = handle.await {
+/// Ends the typing reaction: cancels it if its delay has not run out,
+/// else waits for it and removes it.
+async fn stop_typing(rt: &AccountRuntime, message_id: &str, typing: Option<Typing>) {
+    let Some(typing) = typing else { return };
+    typing.done.cancel();
+    if let Ok(Some(reaction_id)) = typing.task.await {
         if let Err(e) = rt.client.delete_reaction(message_id, &reaction_id).await {
             tracing::debug!(
                 "[lark] [{}] removing typing reaction failed: {e}",

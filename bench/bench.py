@@ -805,9 +805,10 @@ def turn_round(emu: Emulator, lg: Larkgate, llm, conc: int, res: Results, subjec
     chat_of = {i: s["chat_id"] for i, s in enumerate(sent)}
     deadline = time.monotonic() + 60 + conc * 0.5
     # Cheap wait while the turns run (one stats read per 20 ms, so the harness
-    # takes little CPU from the 2 cores): every typing reaction removed.
+    # takes little CPU from the 2 cores): every reply sent and every typing
+    # reaction added (a reply slower than typingDelayMs) removed.
     try:
-        wait_until(lambda: _reaction_deletes(calls_delta(stats0, emu.app_stats(app_id))) >= conc,
+        wait_until(lambda: _turns_finished(calls_delta(stats0, emu.app_stats(app_id)), conc),
                    max(1.0, deadline - time.monotonic()), 0.02, f"{conc} finished turns")
     except TimeoutError:
         pass  # the per-chat check below says which chat is missing what
@@ -919,6 +920,16 @@ def _send_at_gate(gate: threading.Barrier, emu: Emulator, app_id: str, sender: s
 
 def _reaction_deletes(calls: dict) -> int:
     return sum(v for k, v in calls.items() if k.startswith("DELETE") and REACTION_ROUTE.search(k))
+
+
+def _turns_finished(calls: dict, conc: int) -> bool:
+    """At least `conc` replies sent, and as many typing reactions removed as
+    added (larkgate adds one only when the agent works longer than
+    typingDelayMs)."""
+    replies = sum(v for k, v in calls.items()
+                  if k.startswith("POST") and k.rstrip("/").endswith(("/reply", "/im/v1/messages")))
+    adds = sum(v for k, v in calls.items() if k.startswith("POST") and REACTION_ROUTE.search(k))
+    return replies >= conc and adds == _reaction_deletes(calls)
 
 
 def _is_reaction(entry: dict) -> bool:

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use lark_client::ResourceKind;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::account::{now_ms, AccountRuntime};
 use crate::agent::{AgentErrorKind, AgentRequest, Attachment, HistoryTurn, Role};
@@ -172,8 +172,9 @@ pub(crate) async fn execute(rt: &Arc<AccountRuntime>, job: TurnJob, cancel: Canc
 /// The typing reaction of one turn: added in the background once the agent
 /// has worked `typingDelayMs`, removed by [`stop_typing`].
 struct Typing {
-    /// Told when the turn is over: a reaction not yet added never is.
-    done: CancellationToken,
+    /// Cancels the delay when the turn is over, or dropped (a turn cut off
+    /// must not leave a reaction behind): a reaction not yet added never is.
+    over: DropGuard,
     /// Resolves to the added reaction's id.
     task: tokio::task::JoinHandle<Option<String>>,
 }
@@ -189,11 +190,11 @@ fn start_typing(rt: &Arc<AccountRuntime>, message_id: &str) -> Option<Typing> {
     let name = rt.cfg.name.clone();
     let delay = Duration::from_millis(rt.cfg.typing_delay_ms);
     let done = CancellationToken::new();
-    let over = done.clone();
+    let over = done.clone().drop_guard();
     let task = tokio::spawn(async move {
         if !delay.is_zero() {
             tokio::select! {
-                () = over.cancelled() => return None,
+                () = done.cancelled() => return None,
                 () = tokio::time::sleep(delay) => {}
             }
         }
@@ -207,14 +208,14 @@ fn start_typing(rt: &Arc<AccountRuntime>, message_id: &str) -> Option<Typing> {
             }
         }
     });
-    Some(Typing { done, task })
+    Some(Typing { over, task })
 }
 
 /// Ends the typing reaction: cancels it if its delay has not run out,
 /// else waits for it and removes it.
 async fn stop_typing(rt: &AccountRuntime, message_id: &str, typing: Option<Typing>) {
     let Some(typing) = typing else { return };
-    typing.done.cancel();
+    drop(typing.over);
     if let Ok(Some(reaction_id)) = typing.task.await {
         if let Err(e) = rt.client.delete_reaction(message_id, &reaction_id).await {
             tracing::debug!(

@@ -19,13 +19,12 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::types::ToSql;
 use rusqlite::{Connection, ErrorCode, OpenFlags, Statement, TransactionBehavior};
 
 use super::checkpoint;
 use super::query::{Decode, Value};
 use super::sql::{
-    insert_values_sql, sqlite_new_ids, Backend, NewRow, INBOUND_COLUMNS, MAX_ROWS_PER_STATEMENT,
+    inbound_values, insert_values_sql, sqlite_new_ids, Backend, NewRow, MAX_ROWS_PER_STATEMENT,
     NEW_ROWS_SQL,
 };
 use super::{InsertOutcome, NewInbound, StoreError};
@@ -237,30 +236,8 @@ fn insert_chunk(
     outcomes: &mut [InsertOutcome],
 ) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(&insert_values_sql(Backend::Sqlite, which.len()))?;
-    let mut values: Vec<&dyn ToSql> = Vec::with_capacity(which.len() * INBOUND_COLUMNS);
-    let states: Vec<(&str, Option<&str>, bool)> = which
-        .iter()
-        .map(|&i| {
-            let s = &events[i].state;
-            (s.name(), s.reason(), s.is_unfinished())
-        })
-        .collect();
-    for (&i, (name, reason, dedup)) in which.iter().zip(&states) {
-        let e = &events[i];
-        values.extend_from_slice(&[
-            &e.account as &dyn ToSql,
-            &e.event_id,
-            &e.message_id,
-            &e.event_type,
-            &e.chat_id,
-            &e.payload,
-            &e.received_at_ms,
-            name,
-            reason,
-            dedup,
-        ]);
-    }
-    let count = stmt.execute(values.as_slice())?;
+    let values = which.iter().flat_map(|&i| inbound_values(&events[i]));
+    let count = stmt.execute(rusqlite::params_from_iter(values))?;
     let Some((after, last)) = sqlite_new_ids(
         conn.last_insert_rowid(),
         i64::try_from(count).unwrap_or(i64::MAX),

@@ -19,6 +19,8 @@ pub(super) enum Value<'a> {
     OptText(Option<&'a str>),
     /// A 64-bit integer.
     Int(i64),
+    /// A boolean (an integer in SQLite).
+    Bool(bool),
 }
 
 impl ToSql for Value<'_> {
@@ -27,6 +29,7 @@ impl ToSql for Value<'_> {
             Value::Text(s) => s.to_sql(),
             Value::OptText(s) => s.to_sql(),
             Value::Int(i) => i.to_sql(),
+            Value::Bool(b) => b.to_sql(),
         }
     }
 }
@@ -41,6 +44,7 @@ pub(super) fn bind_values<'q>(
             Value::Text(s) => query.bind(s),
             Value::OptText(s) => query.bind(s),
             Value::Int(i) => query.bind(i),
+            Value::Bool(b) => query.bind(b),
         };
     }
     query

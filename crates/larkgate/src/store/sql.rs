@@ -28,7 +28,24 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 /// Columns written per inbox row.
 pub(super) const INBOUND_COLUMNS: usize = 10;
 
-/// Rows per multi-row insert: 7 × 256 parameters stays far below the limits
+/// The values of one inbox row, in the column order of
+/// [`insert_values_sql`] (both drivers bind these).
+pub(super) fn inbound_values(e: &NewInbound) -> [Value<'_>; INBOUND_COLUMNS] {
+    [
+        Value::Text(&e.account),
+        Value::Text(&e.event_id),
+        Value::OptText(e.message_id.as_deref()),
+        Value::Text(&e.event_type),
+        Value::OptText(e.chat_id.as_deref()),
+        Value::Text(&e.payload),
+        Value::Int(e.received_at_ms),
+        Value::Text(e.state.name()),
+        Value::OptText(e.state.reason()),
+        Value::Bool(e.state.is_unfinished()),
+    ]
+}
+
+/// Rows per multi-row insert: 10 × 256 parameters stays far below the limits
 /// of SQLite (32 766) and PostgreSQL (65 535).
 pub(super) const MAX_ROWS_PER_STATEMENT: usize = 256;
 
@@ -297,18 +314,7 @@ impl SqlStore {
         let sql = insert_sql(self.backend, which.len());
         let mut query = sqlx::query(&sql);
         for &i in which {
-            let e = &events[i];
-            query = query
-                .bind(e.account.as_str())
-                .bind(e.event_id.as_str())
-                .bind(e.message_id.as_deref())
-                .bind(e.event_type.as_str())
-                .bind(e.chat_id.as_deref())
-                .bind(e.payload.as_str())
-                .bind(e.received_at_ms)
-                .bind(e.state.name())
-                .bind(e.state.reason())
-                .bind(e.state.is_unfinished());
+            query = bind_values(query, &inbound_values(&events[i]));
         }
         let rows = query.fetch_all(&mut *conn).await?;
         let inserted = match self.backend {
